@@ -1,0 +1,30 @@
+# Quick start targets. They need only python3: a .venv is created on first use.
+PYTHON ?= python3
+VENV   ?= .venv
+BIN    := $(VENV)/bin
+# gpu extra when an NVIDIA driver answers, else the CPU build of TensorFlow.
+EXTRA  := $(shell nvidia-smi >/dev/null 2>&1 && echo gpu || echo cpu)
+CORES  ?= 4
+
+.PHONY: install test reproduce benchmark lint clean
+
+$(BIN)/.installed: pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --upgrade pip >/dev/null
+	$(BIN)/python -m pip install -e ".[$(EXTRA),test]"
+	touch $@
+
+install: $(BIN)/.installed
+
+test: install
+	$(BIN)/python -m pytest -q
+
+reproduce: install
+	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/snakemake --cores $(CORES)
+
+benchmark: install
+	$(BIN)/python benchmarks/layers.py
+	$(BIN)/python benchmarks/train_step.py
+
+clean:
+	rm -rf .pytest_cache .snakemake

@@ -1,0 +1,1 @@
+from keras_sngan.version import __version__
