@@ -1,0 +1,143 @@
+"""Callbacks for WGAN training: fail fast on NaN, record per-layer diagnostics."""
+
+from __future__ import annotations
+
+import csv
+import math
+
+import keras
+import numpy as np
+
+
+class NonFiniteLossError(FloatingPointError):
+    """Raised by `TerminateOnNonFinite` when a logged loss is NaN or infinite."""
+
+
+class TerminateOnNonFinite(keras.callbacks.Callback):
+    """Stop training with an error as soon as a watched metric is NaN or inf.
+
+    `keras.callbacks.TerminateOnNaN` only prints a message and sets
+    ``stop_training``; this callback raises `NonFiniteLossError` naming the
+    metric, its value, the epoch, the batch and the global step, so a broken
+    run fails loudly (also inside a pipeline). `keras_sngan.wgan.WGAN.fit`
+    adds it by default.
+
+    Args:
+        monitor: names of the logged metrics to check. ``None`` checks every
+            logged metric whose name ends in ``"loss"`` plus ``"wasserstein"``.
+
+    Example:
+        >>> gan.fit(ds, epochs=3, callbacks=[TerminateOnNonFinite()])
+    """
+
+    def __init__(self, monitor=None):
+        super().__init__()
+        self.monitor = None if monitor is None else list(monitor)
+        self._epoch = 0
+        self._step = 0
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self._epoch = epoch
+
+    def on_train_batch_end(self, batch, logs=None):
+        self._step += 1
+        for name, value in (logs or {}).items():
+            if self.monitor is None:
+                if not (name.endswith("loss") or name == "wasserstein"):
+                    continue
+            elif name not in self.monitor:
+                continue
+            value = float(np.asarray(value))
+            if not math.isfinite(value):
+                raise NonFiniteLossError(
+                    f"Training stopped: metric {name!r} became {value} at epoch "
+                    f"{self._epoch + 1}, batch {batch + 1} (step {self._step} of this fit call). "
+                    "Lower the learning rate, check the data for NaN/inf, or use a Lipschitz "
+                    "constraint (clip/gp/sn)."
+                )
+
+
+def effective_kernel(layer):
+    """Return the kernel `layer` really applies, as a numpy array.
+
+    For a `SpectralNormalization` wrapper this is ``normalized_kernel()``
+    (``scale * W / sigma``); for other layers the raw ``kernel``
+    (``depthwise_kernel`` / ``embeddings``).
+    """
+    if hasattr(layer, "normalized_kernel"):
+        return keras.ops.convert_to_numpy(layer.normalized_kernel())
+    for attr in ("kernel", "depthwise_kernel", "embeddings"):
+        value = getattr(layer, attr, None)
+        if value is not None:
+            return keras.ops.convert_to_numpy(value)
+    raise ValueError(f"Layer {layer.name!r} has no kernel.")
+
+
+def spectral_norm(kernel):
+    """Largest singular value of ``kernel`` reshaped to ``(-1, out)`` (exact SVD)."""
+    kernel = np.asarray(kernel, dtype=np.float64)
+    matrix = kernel.reshape(-1, kernel.shape[-1])
+    return float(np.linalg.svd(matrix, compute_uv=False)[0])
+
+
+class LayerDiagnostics(keras.callbacks.Callback):
+    """Record per-layer spectral norms (and gradient norms) of a WGAN's critic.
+
+    Every ``every`` generator iterations, for each linear layer of the critic
+    (see `keras_sngan.wgan.kernel_layers`), records the spectral norm of its
+    effective kernel (exact SVD of the kernel reshaped to ``(-1, out)``, outside
+    the compiled step) and, if the WGAN was built with
+    ``track_layer_stats=True``, the weight-gradient norm logged by the step as
+    ``layer_grad_norm/<layer>``. Rows go to ``self.records`` (a list of dicts
+    with keys ``iteration, layer, depth, spectral_norm, grad_norm``) and, if
+    ``csv_path`` is given, to a CSV file when training ends.
+
+    The default training step pays nothing for this: spectral norms are
+    computed here, and gradient norms only exist when opted in.
+
+    Args:
+        every: record every ``every`` batches (generator iterations).
+        csv_path: optional path of a CSV file to write.
+
+    Example:
+        >>> diag = LayerDiagnostics(every=10, csv_path="layers.csv")
+        >>> gan = WGAN(critic, generator, latent_dim=2, track_layer_stats=True)
+        >>> gan.compile(); gan.fit(ds, epochs=1, callbacks=[diag])
+        >>> diag.records[0]["spectral_norm"]
+    """
+
+    def __init__(self, every=1, csv_path=None):
+        super().__init__()
+        if isinstance(every, bool) or not isinstance(every, int) or every < 1:
+            raise ValueError(f"LayerDiagnostics: `every` must be an integer >= 1, received {every!r}.")
+        self.every = every
+        self.csv_path = csv_path
+        self.records = []
+        self._iteration = 0
+
+    def on_train_batch_end(self, batch, logs=None):
+        self._iteration += 1
+        if (self._iteration - 1) % self.every:
+            return
+        from keras_sngan.wgan import kernel_layers
+
+        logs = logs or {}
+        for depth, (name, layer, _) in enumerate(kernel_layers(self.model.critic)):
+            grad = logs.get(f"layer_grad_norm/{name}")
+            self.records.append(
+                {
+                    "iteration": self._iteration,
+                    "layer": name,
+                    "depth": depth,
+                    "spectral_norm": spectral_norm(effective_kernel(layer)),
+                    "grad_norm": float("nan") if grad is None else float(np.asarray(grad)),
+                }
+            )
+
+    def on_train_end(self, logs=None):
+        if self.csv_path is None or not self.records:
+            return
+        with open(self.csv_path, "w", newline="") as handle:
+            writer = csv.DictWriter(handle, fieldnames=list(self.records[0]))
+            writer.writeheader()
+            writer.writerows(self.records)
