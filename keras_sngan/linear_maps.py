@@ -1,0 +1,265 @@
+"""The linear part of the layers that spectral normalization supports.
+
+One place that knows, for each supported Keras layer type, where its kernel
+lives, how the kernel is laid out, and how to apply the layer's linear map
+(and its adjoint) to a vector. Both :class:`~keras_sngan.SpectralNormalization`
+and the Lipschitz tools in :mod:`keras_sngan.lipschitz` use it, so a norm
+reported by the tools is the norm the layer normalizes by.
+
+Kernel layouts in Keras 3 (``channels_last`` or not, the kernel is the same):
+
+============================  ==========================  =======================
+layer                         kernel shape                fan-in matrix
+============================  ==========================  =======================
+Dense                         ``(in, out)``               the kernel
+Conv1D/2D/3D                  ``(*k, in/groups, out)``    ``(-1, out)``
+Conv1D/2D/3DTranspose         ``(*k, out, in)``           ``(*k, in, out) -> (-1, out)``
+DepthwiseConv1D/2D            ``(*k, in, multiplier)``    ``(-1, in * multiplier)``
+Embedding                     ``(vocab, dim)``            the table
+============================  ==========================  =======================
+
+The *fan-in* matrix has one column per output feature holding every weight
+that feeds it (Miyato et al.'s reshape); the *fan-out* matrix has one column
+per input feature holding every weight it feeds (the second reshape of
+bidirectional SN, Lin et al. 2021).
+"""
+
+from __future__ import annotations
+
+import keras
+from keras import ops
+
+EPSILON = 1e-12  # float32 norm guard; all norm arithmetic runs in float32
+
+DENSE, EMBEDDING, CONV, CONV_TRANSPOSE, DEPTHWISE = (
+    "dense",
+    "embedding",
+    "conv",
+    "conv_transpose",
+    "depthwise",
+)
+CONVOLUTIONS = (CONV, CONV_TRANSPOSE, DEPTHWISE)
+
+SUPPORTED_LAYERS = (
+    "Dense, Conv1D, Conv2D, Conv3D, Conv1DTranspose, Conv2DTranspose, "
+    "Conv3DTranspose, DepthwiseConv1D, DepthwiseConv2D, Embedding"
+)
+
+
+def layer_kind(layer) -> str | None:
+    """Return the kind of linear layer (``"dense"``, ``"conv"``, ...) or None."""
+    from keras.src.layers.convolutional.base_conv import BaseConv
+    from keras.src.layers.convolutional.base_conv_transpose import BaseConvTranspose
+    from keras.src.layers.convolutional.base_depthwise_conv import BaseDepthwiseConv
+
+    if isinstance(layer, keras.layers.Dense):
+        return DENSE
+    if isinstance(layer, keras.layers.Embedding):
+        return EMBEDDING
+    if isinstance(layer, BaseConv):
+        return CONV
+    if isinstance(layer, BaseConvTranspose):
+        return CONV_TRANSPOSE
+    if isinstance(layer, BaseDepthwiseConv):
+        return DEPTHWISE
+    return None
+
+
+def kernel_variable(layer):
+    """The raw (float32 master) kernel variable of a built supported layer."""
+    for name in ("_kernel", "kernel", "_embeddings"):
+        variable = getattr(layer, name, None)
+        if isinstance(variable, keras.Variable):
+            return variable
+    raise ValueError(
+        f"Layer {layer.name!r} ({type(layer).__name__}) has no kernel variable; "
+        "is it built?"
+    )
+
+
+def fan_in_matrix(kernel, kind: str):
+    """Kernel reshaped to ``(fan_in, out_features)`` (Miyato et al.)."""
+    if kind in (DENSE, EMBEDDING):
+        return kernel
+    if kind == CONV:
+        return ops.reshape(kernel, (-1, kernel.shape[-1]))
+    if kind == CONV_TRANSPOSE:
+        rank = len(kernel.shape)
+        perm = (*range(rank - 2), rank - 1, rank - 2)
+        return ops.reshape(ops.transpose(kernel, perm), (-1, kernel.shape[-2]))
+    if kind == DEPTHWISE:
+        return ops.reshape(kernel, (-1, kernel.shape[-2] * kernel.shape[-1]))
+    raise ValueError(f"Unknown layer kind {kind!r}.")
+
+
+def fan_out_matrix(kernel, kind: str):
+    """Kernel reshaped to ``(fan_out, in_features)`` (Lin et al.'s second reshape)."""
+    if kind in (DENSE, EMBEDDING):
+        return ops.transpose(kernel)
+    rank = len(kernel.shape)
+    if kind == CONV_TRANSPOSE:
+        return ops.reshape(kernel, (-1, kernel.shape[-1]))
+    if kind in (CONV, DEPTHWISE):
+        perm = (*range(rank - 2), rank - 1, rank - 2)
+        return ops.reshape(ops.transpose(kernel, perm), (-1, kernel.shape[-2]))
+    raise ValueError(f"Unknown layer kind {kind!r}.")
+
+
+def apply_linear(layer, kind: str, x, kernel):
+    """The layer's linear map (no bias, no activation) with ``kernel``, on ``x``."""
+    if kind == CONV:
+        padding = layer.padding
+        if padding == "causal":  # Conv1D: left-pad, then a valid convolution
+            x = ops.pad(x, layer._compute_causal_padding())
+            padding = "valid"
+        return ops.conv(
+            x,
+            kernel,
+            strides=list(layer.strides),
+            padding=padding,
+            dilation_rate=layer.dilation_rate,
+            data_format=layer.data_format,
+        )
+    if kind == CONV_TRANSPOSE:
+        return ops.conv_transpose(
+            x,
+            kernel,
+            strides=list(layer.strides),
+            padding=layer.padding,
+            output_padding=layer.output_padding,
+            dilation_rate=layer.dilation_rate,
+            data_format=layer.data_format,
+        )
+    if kind == DEPTHWISE:
+        return ops.depthwise_conv(
+            x,
+            kernel,
+            strides=layer.strides,
+            padding=layer.padding,
+            dilation_rate=layer.dilation_rate,
+            data_format=layer.data_format,
+        )
+    return ops.matmul(x, fan_in_matrix(kernel, kind))
+
+
+def vjp(fn, x, cotangent):
+    """``J_fn(x)^T cotangent`` for a function of one tensor, on the active backend.
+
+    ``keras.ops`` has no vector-Jacobian product, so this is the one place that
+    speaks each backend's autodiff. For a linear ``fn`` it is the adjoint map.
+    """
+    backend = keras.backend.backend()
+    if backend == "tensorflow":
+        import tensorflow as tf
+
+        x = tf.convert_to_tensor(x)
+        with tf.GradientTape() as tape:
+            tape.watch(x)
+            y = fn(x)
+        return tape.gradient(y, x, output_gradients=cotangent)
+    if backend == "jax":
+        import jax
+
+        _, pullback = jax.vjp(fn, x)
+        return pullback(cotangent)[0]
+    if backend == "torch":
+        import torch
+
+        with torch.enable_grad():
+            x = x.detach().requires_grad_(True)
+            y = fn(x)
+            return torch.autograd.grad(y, x, grad_outputs=cotangent)[0]
+    raise ValueError(
+        f"Operator-norm power iteration needs autodiff; backend {backend!r} is not "
+        "supported (use tensorflow, jax or torch)."
+    )
+
+
+def l2_normalize(x):
+    """``x / max(||x||, eps)`` over all entries, in the dtype of ``x`` (float32 here)."""
+    norm = ops.sqrt(ops.sum(ops.square(x)))
+    return x / ops.maximum(norm, EPSILON)
+
+
+class LinearOperator:
+    """A linear map ``x -> A(kernel) x`` with its adjoint, for power iteration.
+
+    ``u_shape`` is the shape of the input-side vector, ``v_shape`` the shape of
+    the output-side vector (both with a leading batch axis of 1).
+    """
+
+    def __init__(self, forward, adjoint, u_shape, v_shape):
+        self.forward = forward
+        self.adjoint = adjoint
+        self.u_shape = tuple(u_shape)
+        self.v_shape = tuple(v_shape)
+
+    def iterate(self, kernel, u, v, iterations: int):
+        """``iterations`` power-iteration steps from ``(u, v)``; returns the new pair.
+
+        Each step is ``u <- normalize(A^T v)``, ``v <- normalize(A u)``, so the
+        returned ``v`` is the image of the returned ``u``.
+        """
+        for _ in range(iterations):
+            u = l2_normalize(self.adjoint(v, kernel, u))
+            v = l2_normalize(self.forward(u, kernel))
+        return u, v
+
+    def sigma(self, kernel, u, v):
+        """``<v, A(kernel) u>``: the spectral-norm estimate, differentiable in ``kernel``."""
+        return ops.sum(v * self.forward(u, kernel))
+
+
+def matrix_operator(to_matrix, kernel_shape, kind: str) -> LinearOperator:
+    """Row-vector map ``x -> x @ M`` where ``M = to_matrix(kernel, kind)``."""
+    rows, cols = to_matrix(ops.zeros(kernel_shape), kind).shape
+
+    def forward(x, kernel):
+        return ops.matmul(x, to_matrix(kernel, kind))
+
+    def adjoint(y, kernel, _x):
+        return ops.matmul(y, ops.transpose(to_matrix(kernel, kind)))
+
+    return LinearOperator(forward, adjoint, (1, rows), (1, cols))
+
+
+def convolution_operator(layer, kind: str, input_shape) -> LinearOperator:
+    """The layer's convolution as a linear map on inputs of ``input_shape``.
+
+    ``input_shape`` must be fully known apart from the batch axis: the operator
+    norm of a convolution depends on the input size, strides, padding and
+    dilation, all of which are taken from ``layer``.
+    """
+    u_shape = (1, *input_shape[1:])
+    v_shape = tuple(layer.compute_output_shape(u_shape))
+
+    def forward(x, kernel):
+        return apply_linear(layer, kind, x, kernel)
+
+    def adjoint(y, kernel, x):
+        return vjp(lambda z: apply_linear(layer, kind, z, kernel), x, y)
+
+    return LinearOperator(forward, adjoint, u_shape, v_shape)
+
+
+def operators_for(layer, kind: str, method: str, input_shape=None):
+    """The operators whose mean spectral norm is the normalizer of ``method``.
+
+    ``"reshape"``: the fan-in matrix. ``"bidirectional"``: the fan-in and the
+    fan-out matrices (their norms are averaged). ``"operator"``: the layer's
+    true linear map for convolutions; for Dense and Embedding the map acts
+    row by row, so its operator norm *is* the matrix norm.
+    """
+    shape = tuple(kernel_variable(layer).shape)
+    if method == "reshape":
+        return [matrix_operator(fan_in_matrix, shape, kind)]
+    if method == "bidirectional":
+        return [
+            matrix_operator(fan_in_matrix, shape, kind),
+            matrix_operator(fan_out_matrix, shape, kind),
+        ]
+    if method == "operator":
+        if kind in CONVOLUTIONS:
+            return [convolution_operator(layer, kind, input_shape)]
+        return [matrix_operator(fan_in_matrix, shape, kind)]
+    raise ValueError(f"Unknown method {method!r}.")
