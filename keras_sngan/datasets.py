@@ -140,9 +140,10 @@ def sample_toy(name: str, n: int, seed: int | None = None) -> np.ndarray:
       noise per coordinate; then everything divided by 1.414.
     - ``"25gaussians"``: a uniformly chosen center of the grid
       ``{-4, -2, 0, 2, 4}^2`` (``2 * {-2..2}``), plus N(0, 0.05^2) noise per
-      coordinate; then divided by 2.828. (``gan_toy.py`` cycles the 25 centers
-      in equal numbers over a fixed 100,000-point set; here each point picks
-      its center uniformly at random.)
+      coordinate; then divided by 2.828. As in ``gan_toy.py`` (which builds
+      a fixed 100,000-point set), every center gets the same number of points
+      (``n // 25``; the ``n % 25`` left over go to distinct random centers)
+      and the points are shuffled.
     - ``"swissroll"``: ``sklearn.datasets.make_swiss_roll(noise=0.25)``,
       columns ``[0, 2]``, divided by 7.5.
 
@@ -177,7 +178,14 @@ def sample_toy(name: str, n: int, seed: int | None = None) -> np.ndarray:
     else:
         centers, _ = gaussian_mixture_modes(name)
         centers = centers * _TOY_SCALE[name]  # back to the unscaled centers
-        idx = rng.integers(len(centers), size=n)
+        if name == "25gaussians":  # equal counts per center, as gan_toy.py
+            k = len(centers)
+            idx = np.concatenate(
+                [np.repeat(np.arange(k), n // k), rng.choice(k, n % k, replace=False)]
+            )
+            idx = rng.permutation(idx)
+        else:  # gan_toy.py: random.choice(centers) for every point
+            idx = rng.integers(len(centers), size=n)
         points = centers[idx] + _TOY_NOISE[name] * rng.standard_normal((n, 2))
     return (points / _TOY_SCALE[name]).astype(np.float32)
 
