@@ -23,8 +23,8 @@ class TerminateOnNonFinite(keras.callbacks.Callback):
     adds it by default.
 
     Args:
-        monitor: names of the logged metrics to check. ``None`` checks every
-            logged metric whose name ends in ``"loss"`` plus ``"wasserstein"``.
+        monitor: names of the logged metrics to check; ``None`` checks every
+            logged metric.
 
     Example:
         >>> gan.fit(ds, epochs=3, callbacks=[TerminateOnNonFinite()])
@@ -42,10 +42,7 @@ class TerminateOnNonFinite(keras.callbacks.Callback):
     def on_train_batch_end(self, batch, logs=None):
         self._step += 1
         for name, value in (logs or {}).items():
-            if self.monitor is None:
-                if not (name.endswith("loss") or name == "wasserstein"):
-                    continue
-            elif name not in self.monitor:
+            if self.monitor is not None and name not in self.monitor:
                 continue
             value = float(np.asarray(value))
             if not math.isfinite(value):
