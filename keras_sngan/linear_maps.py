@@ -218,7 +218,9 @@ def matrix_operator(to_matrix, kernel_shape, kind: str) -> LinearOperator:
         return ops.matmul(x, to_matrix(kernel, kind))
 
     def adjoint(y, kernel, _x):
-        return ops.matmul(y, ops.transpose(to_matrix(kernel, kind)))
+        # (y @ M^T) computed as (M @ y^T)^T: transposing the (1, cols) vector
+        # is free, transposing M would copy the whole kernel every call.
+        return ops.reshape(ops.matmul(to_matrix(kernel, kind), ops.reshape(y, (cols, 1))), (1, rows))
 
     return LinearOperator(forward, adjoint, (1, rows), (1, cols))
 

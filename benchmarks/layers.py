@@ -1,0 +1,137 @@
+"""Step time of critics with and without spectral normalization; prints JSON.
+
+A step is forward + backward + Adam update of a WGAN-style critic loss
+``mean(f(x_fake)) - mean(f(x_real))`` on one batch. Compared side by side in
+one process, interleaved round-robin so machine noise hits every variant alike:
+
+- ``plain``: the critic without any normalization;
+- ``reshape`` / ``bidirectional`` / ``operator``: ``keras_sngan.SpectralNormalization``;
+- ``keras_builtin``: ``keras.layers.SpectralNormalization``;
+
+for the WGAN-GP 512-wide MLP critic (batch 256) and Miyato et al.'s standard
+CNN critic (32x32x3, batch 64), with XLA off and on.
+
+Usage: ``python benchmarks/layers.py [--quick] [--out results/benchmarks/layers.json]``
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import statistics
+import time
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+import keras  # noqa: E402
+import numpy as np  # noqa: E402
+import tensorflow as tf  # noqa: E402
+
+from keras_sngan import SpectralNormalization  # noqa: E402
+
+VARIANTS = ("plain", "reshape", "bidirectional", "operator", "keras_builtin")
+
+
+def wrapper(variant):
+    if variant == "plain":
+        return lambda layer: layer
+    if variant == "keras_builtin":
+        return lambda layer: keras.layers.SpectralNormalization(layer)
+    return lambda layer: SpectralNormalization(layer, method=variant)
+
+
+def mlp_critic(wrap):
+    """WGAN-GP toy critic: 2 -> 3 x 512 ReLU -> 1."""
+    layers = [keras.Input((2,))]
+    layers += [wrap(keras.layers.Dense(512, activation="relu")) for _ in range(3)]
+    layers += [wrap(keras.layers.Dense(1))]
+    return keras.Sequential(layers), (256, 2)
+
+
+def cnn_critic(wrap):
+    """Miyato et al. (2018) standard CNN critic, LeakyReLU(0.1), 32x32x3."""
+    spec = [(64, 3, 1), (64, 4, 2), (128, 3, 1), (128, 4, 2), (256, 3, 1), (256, 4, 2), (512, 3, 1)]
+    layers = [keras.Input((32, 32, 3))]
+    for filters, kernel, stride in spec:
+        layers += [wrap(keras.layers.Conv2D(filters, kernel, stride, padding="same")), keras.layers.LeakyReLU(0.1)]
+    layers += [keras.layers.Flatten(), wrap(keras.layers.Dense(1))]
+    return keras.Sequential(layers), (64, 32, 32, 3)
+
+
+def make_step(model, jit):
+    optimizer = keras.optimizers.Adam(1e-4, 0.5, 0.9)
+    optimizer.build(model.trainable_variables)
+
+    @tf.function(jit_compile=jit)
+    def step(real, fake):
+        with tf.GradientTape() as tape:
+            loss = tf.reduce_mean(model(fake, training=True)) - tf.reduce_mean(model(real, training=True))
+        grads = tape.gradient(loss, model.trainable_variables)
+        optimizer.apply_gradients(zip(grads, model.trainable_variables))
+        return loss
+
+    return step
+
+
+def benchmark(builder, variants, jit, steps, rounds):
+    keras.utils.set_random_seed(0)
+    runs = {}
+    for variant in variants:
+        model, shape = builder(wrapper(variant))
+        real = tf.random.normal(shape)
+        fake = tf.random.normal(shape)
+        step = make_step(model, jit)
+        for _ in range(3):  # trace, compile, warm up
+            step(real, fake).numpy()
+        runs[variant] = (step, real, fake)
+    times = {v: [] for v in variants}
+    for _ in range(rounds):
+        for variant, (step, real, fake) in runs.items():
+            start = time.perf_counter()
+            for _ in range(steps):
+                loss = step(real, fake)
+            loss.numpy()
+            times[variant].append((time.perf_counter() - start) / steps * 1e3)
+    ms = {v: statistics.median(t) for v, t in times.items()}
+    return {
+        "ms_per_step": {v: round(m, 3) for v, m in ms.items()},
+        "ratio_to_plain": {v: round(m / ms["plain"], 3) for v, m in ms.items()},
+        "ratio_to_keras_builtin": {v: round(m / ms["keras_builtin"], 3) for v, m in ms.items()},
+    }
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="fewer repeats (a smoke run)")
+    parser.add_argument("--out", help="also write the JSON to this file")
+    args = parser.parse_args(argv)
+    steps, rounds = (3, 2) if args.quick else (20, 7)
+    cnn_steps, cnn_rounds = (1, 2) if args.quick else (4, 5)
+    result = {
+        "machine": {
+            "processor": platform.processor() or platform.machine(),
+            "cpus": os.cpu_count(),
+            "tensorflow": tf.__version__,
+            "keras": keras.__version__,
+        },
+        "settings": {"mlp_batch": 256, "cnn_batch": 64, "cnn_image": [32, 32, 3], "steps": steps, "rounds": rounds,
+                     "cnn_steps": cnn_steps, "cnn_rounds": cnn_rounds, "statistic": "median ms per step over rounds"},
+    }
+    for jit in (False, True):
+        tag = "xla" if jit else "graph"
+        result[f"mlp_{tag}"] = benchmark(mlp_critic, VARIANTS, jit, steps, rounds)
+        print(json.dumps({f"mlp_{tag}": result[f"mlp_{tag}"]}), flush=True)
+        result[f"cnn_{tag}"] = benchmark(cnn_critic, VARIANTS, jit, cnn_steps, cnn_rounds)
+        print(json.dumps({f"cnn_{tag}": result[f"cnn_{tag}"]}), flush=True)
+    text = json.dumps(result, indent=2)
+    print(text)
+    if args.out:
+        os.makedirs(os.path.dirname(args.out) or ".", exist_ok=True)
+        with open(args.out, "w") as f:
+            f.write(text + "\n")
+
+
+if __name__ == "__main__":
+    main()
