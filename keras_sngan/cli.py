@@ -1,0 +1,249 @@
+"""``keras-sngan``: run the poster's experiments from the command line.
+
+Every subcommand calls one library function of ``keras_sngan.experiments``;
+the Snakemake pipeline calls these subcommands, and you can run any of them
+by hand with the same parameters. ``keras-sngan <command> --help`` lists the
+options.
+
+Subcommands:
+
+- ``variance``: initialization variance and signal propagation (claim 5).
+- ``lipschitz``: certified vs searched Lipschitz bounds of SN networks (claim 4).
+- ``train``: one WGAN run (clip / gp / sn) with per-iteration diagnostics.
+- ``classifier``: train the cached digits feature classifier.
+- ``evaluate``: final metrics and samples of a trained run.
+- ``gradient-flow``: per-layer gradient-norm table of deep-critic runs.
+- ``summarize``: summary table (CSV + Markdown) of the final metrics.
+- ``figure``: draw one figure (``variance``, ``lipschitz``, ``training``,
+  ``layers``, ``samples``, ``digits``, ``gradient-flow``).
+- ``claims``: verdicts on the poster's claims (``claims.md`` + JSON).
+
+Example::
+
+    keras-sngan train --out-dir runs/8g-sn --dataset 8gaussians --method sn \\
+        --seed 0 --iterations 500 --batch-size 256 --width 256
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+
+def _add_variance(sub):
+    p = sub.add_parser("variance", help="initialization variance and signal propagation")
+    p.add_argument("--out-dir", required=True)
+    p.add_argument("--widths", type=int, nargs="+", required=True, help="input sizes n for Var((Wx)_i)")
+    p.add_argument("--s2", type=float, nargs="+", required=True, help="weight variances s^2")
+    p.add_argument("--samples", type=int, default=100_000)
+    p.add_argument("--depths", type=int, nargs="+", required=True)
+    p.add_argument("--activations", nargs="+", default=["relu", "leaky_relu"])
+    p.add_argument("--c-values", type=float, nargs="+", default=[0.25, 1, 2, 4], help="s^2 = c / n")
+    p.add_argument("--bsn-scale", type=float, required=True)
+    p.add_argument("--width", type=int, default=256)
+    p.add_argument("--batch", type=int, default=256)
+    p.add_argument("--seed", type=int, default=0)
+
+
+def _add_lipschitz(sub):
+    p = sub.add_parser("lipschitz", help="Lipschitz bounds of SN networks by activation and depth")
+    p.add_argument("--out-dir", required=True)
+    p.add_argument("--activations", nargs="+", default=["relu", "leaky_relu", "gelu", "swish"])
+    p.add_argument("--depths", type=int, nargs="+", required=True)
+    p.add_argument("--width", type=int, default=64)
+    p.add_argument("--target-slope", type=float, default=3.0)
+    p.add_argument("--train-steps", type=int, default=200)
+    p.add_argument("--n-starts", type=int, default=32)
+    p.add_argument("--search-steps", type=int, default=100)
+    p.add_argument("--conv-image-size", type=int, default=16)
+    p.add_argument("--conv-channels", type=int, default=3)
+    p.add_argument("--conv-base-channels", type=int, default=16)
+    p.add_argument("--conv-n-starts", type=int, default=8)
+    p.add_argument("--conv-search-steps", type=int, default=50)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--threads", type=int, default=None)
+
+
+def _add_train(sub):
+    p = sub.add_parser("train", help="train one WGAN with per-iteration diagnostics")
+    p.add_argument("--out-dir", required=True)
+    p.add_argument("--dataset", required=True)
+    p.add_argument("--method", required=True, help="clip, gp or sn")
+    p.add_argument("--seed", type=int, required=True)
+    p.add_argument("--iterations", type=int, required=True, help="generator iterations")
+    p.add_argument("--batch-size", type=int, required=True)
+    p.add_argument("--n-critic", type=int, default=5)
+    p.add_argument("--width", type=int, default=512, help="toy MLP width")
+    p.add_argument("--depth", type=int, default=3, help="toy critic hidden layers")
+    p.add_argument("--activation", default="relu", help="toy critic activation")
+    p.add_argument("--latent-dim", type=int, default=None)
+    p.add_argument("--critic-channels", type=int, default=16, help="digits critic base channels")
+    p.add_argument("--generator-channels", type=int, default=64, help="digits generator base channels")
+    p.add_argument("--sn-method", default="reshape")
+    p.add_argument("--optimizer", default="adam", help="adam or rmsprop")
+    p.add_argument("--learning-rate", type=float, default=1e-4)
+    p.add_argument("--beta-1", type=float, default=0.5)
+    p.add_argument("--beta-2", type=float, default=0.9)
+    p.add_argument("--gp-weight", type=float, default=10.0)
+    p.add_argument("--clip-value", type=float, default=0.01)
+    p.add_argument("--epochs", type=int, default=10, help="progress lines / checkpoints")
+    p.add_argument("--stats-every", type=int, default=10)
+    p.add_argument("--gap-samples", type=int, default=1000)
+    p.add_argument("--train-size", type=int, default=None)
+    p.add_argument("--checkpoint-dir", default=None)
+    p.add_argument("--threads", type=int, default=None)
+    p.add_argument("--verbose", type=int, default=2)
+
+
+def _add_simple(sub):
+    p = sub.add_parser("classifier", help="train the cached feature classifier of an image dataset")
+    p.add_argument("--out", required=True, help="path ending in .keras")
+    p.add_argument("--dataset", default="digits")
+    p.add_argument("--threads", type=int, default=None)
+
+    p = sub.add_parser("evaluate", help="final metrics of a trained run")
+    p.add_argument("--run-dir", required=True)
+    p.add_argument("--out-dir", required=True)
+    p.add_argument("--classifier", default=None)
+    p.add_argument("--n-samples", type=int, default=1000)
+    p.add_argument("--threads", type=int, default=None)
+
+    p = sub.add_parser("gradient-flow", help="per-layer gradient-norm table of deep-critic runs")
+    p.add_argument("--runs", nargs="+", required=True, help="LABEL=RUN_DIR pairs")
+    p.add_argument("--iterations", type=int, nargs="+", required=True)
+    p.add_argument("--out", required=True)
+
+    p = sub.add_parser("summarize", help="summary table of final metrics")
+    p.add_argument("--metrics", nargs="+", required=True, help="metrics.json files")
+    p.add_argument("--out-csv", required=True)
+    p.add_argument("--out-md", required=True)
+
+    p = sub.add_parser("figure", help="draw one figure")
+    p.add_argument("name", help="variance, lipschitz, training, layers, samples, digits or gradient-flow")
+    p.add_argument("--inputs", nargs="+", required=True, help="input directories or files")
+    p.add_argument("--out", required=True)
+
+    p = sub.add_parser("claims", help="verdicts on the poster's claims")
+    p.add_argument("--variance-dir", required=True)
+    p.add_argument("--lipschitz-dir", required=True)
+    p.add_argument("--runs", nargs="+", required=True, help="compare run directories (with eval/)")
+    p.add_argument("--gradient-flow", nargs="+", required=True, help="LABEL=RUN_DIR pairs")
+    p.add_argument("--window", type=int, nargs=2, default=[150, 250], help="iterations of 'about iteration 200'")
+    p.add_argument("--out-md", required=True)
+    p.add_argument("--out-json", required=True)
+
+
+def build_parser():
+    parser = argparse.ArgumentParser(prog="keras-sngan", description=__doc__.split("\n\n")[0])
+    sub = parser.add_subparsers(dest="command", required=True)
+    _add_variance(sub)
+    _add_lipschitz(sub)
+    _add_train(sub)
+    _add_simple(sub)
+    return parser
+
+
+def _pairs(items):
+    labels, paths = [], []
+    for item in items:
+        if "=" not in item:
+            raise ValueError(f"expected LABEL=RUN_DIR, received {item!r}.")
+        label, path = item.split("=", 1)
+        labels.append(label)
+        paths.append(path)
+    return labels, paths
+
+
+def run(args) -> dict | None:
+    """Dispatch parsed arguments to the library; return what it returns."""
+    from keras_sngan.experiments import io
+
+    if args.command == "variance":
+        from keras_sngan.experiments import variance
+
+        return variance.run(
+            args.out_dir, args.widths, args.s2, args.samples, args.depths, args.activations,
+            args.c_values, args.bsn_scale, width=args.width, batch=args.batch, seed=args.seed,
+        )
+    if args.command == "lipschitz":
+        io.configure_tensorflow(args.threads, args.seed)
+        from keras_sngan.experiments import lipschitz_activations
+
+        conv = dict(
+            image_size=args.conv_image_size, channels=args.conv_channels, base_channels=args.conv_base_channels,
+            n_starts=args.conv_n_starts, search_steps=args.conv_search_steps,
+        )
+        return lipschitz_activations.run(
+            args.out_dir, args.activations, args.depths, width=args.width, target_slope=args.target_slope,
+            train_steps=args.train_steps, n_starts=args.n_starts, search_steps=args.search_steps, conv=conv, seed=args.seed,
+        )
+    if args.command == "train":
+        from keras_sngan.experiments import training
+
+        model = dict(width=args.width, depth=args.depth, activation=args.activation, sn_method=args.sn_method,
+                     critic_channels=args.critic_channels, generator_channels=args.generator_channels)
+        if args.latent_dim is not None:
+            model["latent_dim"] = args.latent_dim
+        optimizer = dict(name=args.optimizer, learning_rate=args.learning_rate, beta_1=args.beta_1, beta_2=args.beta_2)
+        return training.train(
+            args.out_dir, args.dataset, args.method, args.seed, args.iterations, args.batch_size,
+            n_critic=args.n_critic, model=model, optimizer=optimizer, gp_weight=args.gp_weight,
+            clip_value=args.clip_value, epochs=args.epochs, stats_every=args.stats_every,
+            gap_samples=args.gap_samples, train_size=args.train_size, checkpoint_dir=args.checkpoint_dir,
+            threads=args.threads, verbose=args.verbose,
+        )
+    if args.command == "classifier":
+        from keras_sngan.experiments import training
+
+        return training.train_classifier(args.out, dataset=args.dataset, threads=args.threads)
+    if args.command == "evaluate":
+        from keras_sngan.experiments import training
+
+        return training.evaluate(args.run_dir, args.out_dir, classifier_path=args.classifier, n_samples=args.n_samples, threads=args.threads)
+    if args.command == "gradient-flow":
+        from keras_sngan.experiments import gradient_flow
+
+        labels, paths = _pairs(args.runs)
+        gradient_flow.run(paths, labels, args.out, args.iterations)
+        return None
+    if args.command == "summarize":
+        from keras_sngan.experiments import claims
+
+        claims.summary_table(args.metrics, args.out_csv, args.out_md)
+        return None
+    if args.command == "figure":
+        from keras_sngan.experiments import figures
+
+        figures.draw(args.name, args.inputs, args.out)
+        return None
+    if args.command == "claims":
+        from keras_sngan.experiments import claims
+
+        labels, paths = _pairs(args.gradient_flow)
+        result = claims.run(
+            args.variance_dir, args.lipschitz_dir, args.runs, dict(zip(labels, paths)),
+            out_md=args.out_md, out_json=args.out_json, window=tuple(args.window),
+        )
+        return {c["id"]: c["verdict"] for c in result["claims"]}
+    raise ValueError(f"unknown command {args.command!r}")  # argparse prevents this
+
+
+def main(argv=None) -> int:
+    """Entry point of the ``keras-sngan`` console script."""
+    args = build_parser().parse_args(argv)
+    try:
+        result = run(args)
+    except ValueError as error:
+        print(f"keras-sngan {args.command}: error: {error}", file=sys.stderr)
+        return 2
+    if result is not None:
+        print(json.dumps(result, indent=2, default=str))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

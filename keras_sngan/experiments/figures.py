@@ -1,0 +1,246 @@
+"""The figures, drawn from the experiments' CSV / NPZ files (matplotlib, Agg)."""
+
+from __future__ import annotations
+
+import os
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+import pandas as pd  # noqa: E402
+
+from keras_sngan.experiments import io  # noqa: E402
+from keras_sngan.experiments.runs import (  # noqa: E402
+    DATASET_ORDER, METHOD_COLOR, METHOD_LABEL, METHOD_ORDER, load, order,
+)
+
+
+def _smooth(values, window):
+    return pd.Series(values).rolling(window, min_periods=1, center=True).mean().to_numpy()
+
+
+def variance(inputs, out):
+    """Variance check and per-layer activation / gradient norms."""
+    d = inputs[0]
+    check = pd.read_csv(os.path.join(d, "variance_check.csv"))
+    prof = pd.read_csv(os.path.join(d, "propagation.csv"))
+    prof = prof[prof["depth"] == prof["depth"].max()]
+    acts = list(dict.fromkeys(prof["activation"]))
+    fig, axes = plt.subplots(2, 1 + len(acts), figsize=(4.2 * (1 + len(acts)), 7.5), squeeze=False)
+    ax = axes[0, 0]
+    for s2, g in check.groupby("s2"):
+        ax.loglog(g["predicted"], g["empirical"], "o", label=f"s²={s2:g}")
+    lim = [check["predicted"].min() / 2, check["predicted"].max() * 2]
+    ax.plot(lim, lim, "k--", lw=1, label="n s²")
+    ax.set(xlabel="n s² (predicted)", ylabel="empirical Var((Wx)ᵢ)", title="Var((Wx)ᵢ) = n s²")
+    ax.legend(fontsize=7)
+    ax = axes[1, 0]
+    ax.plot(check["n"].astype(str) + "/" + check["s2"].astype(str), check["z"], "o")
+    ax.axhline(0, color="k", lw=1)
+    ax.set(ylabel="z = (emp - pred) / s.e.", xlabel="n / s²", title="deviation in standard errors")
+    ax.tick_params(axis="x", rotation=90, labelsize=6)
+    schemes = list(dict.fromkeys(prof["scheme"]))
+    colors = plt.cm.viridis(np.linspace(0, 0.9, len(schemes)))
+    for j, act in enumerate(acts, start=1):
+        for scheme, color in zip(schemes, colors):
+            g = prof[(prof["activation"] == act) & (prof["scheme"] == scheme)].sort_values("layer")
+            style = "--" if scheme.startswith(("sn", "bsn")) else "-"
+            axes[0, j].semilogy(g["layer"], g["activation_norm"], style, color=color, label=scheme)
+            axes[1, j].semilogy(g["layer"], g["gradient_norm"], style, color=color, label=scheme)
+        axes[0, j].set(title=f"{act}, depth {int(prof['depth'].max())}: activation norm", xlabel="layer", ylabel="||h_l|| / ||x||")
+        axes[1, j].set(title=f"{act}: backpropagated gradient norm", xlabel="layer", ylabel="||df/dh|| (rel. to last layer)")
+    axes[0, -1].legend(fontsize=7)
+    fig.suptitle("Initialization variance and signal propagation")
+    io.save_figure(fig, out)
+
+
+def lipschitz(inputs, out):
+    """Upper vs lower Lipschitz bounds by depth and activation; conv per-layer norms."""
+    d = inputs[0]
+    mlp = pd.read_csv(os.path.join(d, "mlp_bounds.csv"))
+    layers = pd.read_csv(os.path.join(d, "conv_layers.csv"))
+    nets = pd.read_csv(os.path.join(d, "conv_networks.csv"))
+    fig, axes = plt.subplots(1, 3, figsize=(15, 4.3))
+    colors = dict(zip(["relu", "leaky_relu", "gelu", "swish"], ["tab:blue", "tab:green", "tab:red", "tab:purple"]))
+    for ax, state in zip(axes[:2], ["trained", "worst_case"]):
+        for act, g in mlp[mlp["state"] == state].groupby("activation", sort=False):
+            ax.semilogy(g["depth"], g["upper_bound"], "-o", color=colors.get(act), label=f"{act} upper (certified)")
+            ax.semilogy(g["depth"], g["lower_bound"], ":x", color=colors.get(act), label=f"{act} lower (search)")
+        ax.axhline(1.0, color="k", lw=1)
+        ax.set(xlabel="depth (hidden layers)", ylabel="Lipschitz constant",
+               title={"trained": "SN MLP fitted to y = 3 x₁", "worst_case": "SN width-1 chain at max-slope point"}[state])
+    axes[0].legend(fontsize=6)
+    ax = axes[2]
+    for method, g in layers.groupby("method", sort=False):
+        ax.plot(range(len(g)), g["operator_norm"], "-o", label=f"{method} (network bound {nets.set_index('method').loc[method, 'upper_bound']:.2f})")
+    ax.axhline(1.0, color="k", lw=1)
+    ax.set_xticks(range(len(g)), g["layer"], rotation=45, fontsize=7)
+    ax.set(ylabel="true operator norm", title="SN conv critic: per-layer operator norms")
+    ax.legend(fontsize=7)
+    fig.suptitle("Spectral normalization and 1-Lipschitz networks")
+    io.save_figure(fig, out)
+
+
+def _band(ax, frame, column, method, window, log=False):
+    pivot = frame.pivot_table(index="iteration", columns="seed", values=column)
+    values = np.vstack([_smooth(pivot[c].to_numpy(), window) for c in pivot.columns])
+    x = pivot.index.to_numpy()
+    mean = values.mean(0)
+    ax.plot(x, mean, color=METHOD_COLOR[method], label=METHOD_LABEL[method], lw=1.2)
+    ax.fill_between(x, values.min(0), values.max(0), color=METHOD_COLOR[method], alpha=0.2, lw=0)
+    if log:
+        ax.set_yscale("log")
+
+
+def training(inputs, out):
+    """Critic loss, input-gradient norm and train/held-out gap vs iteration, per dataset."""
+    history = load(inputs, "history.csv")
+    gap = load(inputs, "gap.csv")
+    datasets = order(history["dataset"].unique(), DATASET_ORDER)
+    methods = order(history["method"].unique(), METHOD_ORDER)
+    window = max(1, int(history["iteration"].max()) // 40)
+    fig, axes = plt.subplots(len(datasets), 3, figsize=(14, 3.0 * len(datasets)), squeeze=False)
+    for i, dataset in enumerate(datasets):
+        for method in methods:
+            h = history[(history["dataset"] == dataset) & (history["method"] == method)]
+            g = gap[(gap["dataset"] == dataset) & (gap["method"] == method)]
+            _band(axes[i, 0], h, "critic_loss", method, window)
+            _band(axes[i, 1], h, "grad_norm", method, window, log=True)
+            _band(axes[i, 2], g, "gap", method, 1)
+        axes[i, 0].set_ylabel(dataset)
+        axes[i, 2].axhline(0, color="k", lw=0.8)
+    for ax, title in zip(axes[0], ["critic loss", "‖∇ₓ f‖ at interpolates", "critic W estimate: train − held-out"]):
+        ax.set_title(title)
+    for ax in axes[-1]:
+        ax.set_xlabel("generator iteration")
+    axes[0, 0].legend(fontsize=8)
+    fig.suptitle("Training behaviour: SN vs GP vs clipping (mean, band = min..max over seeds)")
+    io.save_figure(fig, out)
+
+
+def layers(inputs, out):
+    """Per-layer weight-gradient norms and spectral norms during training, per method."""
+    table = load(inputs, "layers.csv")
+    methods = order(table["method"].unique(), METHOD_ORDER)
+    fig, axes = plt.subplots(2, len(methods), figsize=(4.6 * len(methods), 7), squeeze=False)
+    for j, method in enumerate(methods):
+        t = table[table["method"] == method]
+        for depth, g in t.groupby("depth"):
+            grad = g.groupby("iteration")["grad_norm"].apply(lambda v: np.exp(np.mean(np.log(np.maximum(v, 1e-30)))))
+            axes[0, j].semilogy(grad.index, _smooth(grad.to_numpy(), 10), label=g["layer"].iloc[0])
+            sn = g.dropna(subset=["spectral_norm"]).groupby("iteration")["spectral_norm"].mean()
+            axes[1, j].plot(sn.index, sn.to_numpy(), label=g["layer"].iloc[0])
+        axes[0, j].set(title=f"{METHOD_LABEL[method]}: weight-gradient norm", xlabel="iteration")
+        axes[1, j].set(title=f"{METHOD_LABEL[method]}: layer spectral norm", xlabel="iteration")
+    axes[0, 0].legend(fontsize=7)
+    fig.suptitle("Per-layer critic statistics (geometric mean over datasets and seeds; SVD of kernel reshaped to (-1, out))")
+    io.save_figure(fig, out)
+
+
+def _sample_files(inputs):
+    rows = []
+    for path in inputs:
+        parts = os.path.normpath(path).split(os.sep)
+        # .../<dataset>/<method>/seed<k>/eval/samples.npz
+        rows.append({"dataset": parts[-5], "method": parts[-4], "seed": int(parts[-3][4:]), "path": path})
+    frame = pd.DataFrame(rows)
+    return frame[frame["seed"] == frame["seed"].min()]
+
+
+def samples(inputs, out):
+    """Generated vs held-out toy samples with the critic's contours (lowest seed)."""
+    files = _sample_files(inputs)
+    datasets = order(files["dataset"].unique(), DATASET_ORDER)
+    methods = order(files["method"].unique(), METHOD_ORDER)
+    fig, axes = plt.subplots(len(datasets), len(methods), figsize=(4 * len(methods), 4 * len(datasets)), squeeze=False)
+    for i, dataset in enumerate(datasets):
+        for j, method in enumerate(methods):
+            ax = axes[i, j]
+            row = files[(files["dataset"] == dataset) & (files["method"] == method)]
+            if row.empty:
+                ax.axis("off")
+                continue
+            data = np.load(row["path"].iloc[0])
+            ax.contour(data["grid_x"], data["grid_y"], data["critic"], levels=15, cmap="Greys", linewidths=0.6)
+            ax.scatter(*data["real"].T, s=2, c="tab:blue", alpha=0.4, label="held-out data")
+            ax.scatter(*data["fake"].T, s=2, c="tab:orange", alpha=0.5, label="generated")
+            ax.set_title(f"{dataset} / {METHOD_LABEL[method]}", fontsize=9)
+            ax.set_xticks([])
+            ax.set_yticks([])
+    axes[0, 0].legend(fontsize=7, markerscale=4)
+    fig.suptitle("Samples and critic contours")
+    io.save_figure(fig, out)
+
+
+def images(inputs, out):
+    """8x8 grids of generated images (lowest seed) per dataset and method."""
+    files = _sample_files(inputs)
+    datasets = order(files["dataset"].unique(), DATASET_ORDER)
+    methods = order(files["method"].unique(), METHOD_ORDER)
+    fig, axes = plt.subplots(len(datasets), len(methods), figsize=(4 * len(methods), 4 * len(datasets)), squeeze=False)
+    for i, dataset in enumerate(datasets):
+        for j, method in enumerate(methods):
+            ax = axes[i, j]
+            ax.axis("off")
+            row = files[(files["dataset"] == dataset) & (files["method"] == method)]
+            if row.empty:
+                continue
+            imgs = np.load(row["path"].iloc[0])["images"]
+            n = int(np.sqrt(len(imgs)))
+            imgs = (np.clip(imgs[: n * n], -1, 1) + 1) / 2
+            h, w, c = imgs.shape[1:]
+            grid = imgs.reshape(n, n, h, w, c).transpose(0, 2, 1, 3, 4).reshape(n * h, n * w, c)
+            ax.imshow(grid.squeeze(-1) if c == 1 else grid, cmap="gray" if c == 1 else None, vmin=0, vmax=1)
+            ax.set_title(f"{dataset} / {METHOD_LABEL[method]}", fontsize=9)
+    fig.suptitle("Generated images")
+    io.save_figure(fig, out)
+
+
+def gradient_flow(inputs, out):
+    """Per-layer weight-gradient norms of the deep critic at iteration 0, ~200 and the last one."""
+    from keras_sngan.experiments import gradient_flow as gf
+
+    labels, paths = zip(*(item.split("=", 1) for item in inputs))
+    table = gf.collect(paths, labels)
+    last = int(table["iteration"].max())
+    targets = sorted({0, min(200, last), last})
+    prof = gf.profile(table, targets)
+    configs = list(dict.fromkeys(labels))
+    fig, axes = plt.subplots(1, len(targets) + 1, figsize=(4.5 * (len(targets) + 1), 4.2))
+    colors = plt.cm.tab10(np.arange(len(configs)))
+    for ax, it in zip(axes, sorted(prof["iteration"].unique())):
+        for config, color in zip(configs, colors):
+            g = prof[(prof["iteration"] == it) & (prof["config"] == config)].sort_values("depth")
+            ax.semilogy(g["depth"], g["grad_norm_geomean"], "-o", ms=3, color=color, label=config)
+            ax.fill_between(g["depth"], g["grad_norm_min"], g["grad_norm_max"], color=color, alpha=0.15, lw=0)
+        ax.set(title=f"iteration {it}", xlabel="layer (0 = input side)", ylabel="‖∂L/∂W_l‖")
+    axes[0].legend(fontsize=7)
+    ax = axes[-1]
+    for config, color in zip(configs, colors):
+        t = table[table["config"] == config]
+        series = t.groupby("iteration")["grad_norm"].apply(lambda v: np.exp(np.mean(np.log(np.maximum(v, 1e-30)))))
+        ax.semilogy(series.index, _smooth(series.to_numpy(), 10), color=color, label=config)
+    ax.set(title="all layers (geometric mean) vs iteration", xlabel="generator iteration")
+    fig.suptitle("Gradient flow through a deep ReLU critic (WGAN-GP Fig. 1b)")
+    io.save_figure(fig, out)
+
+
+FIGURES = {
+    "variance": variance,
+    "lipschitz": lipschitz,
+    "training": training,
+    "layers": layers,
+    "samples": samples,
+    "images": images,
+    "gradient-flow": gradient_flow,
+}
+
+
+def draw(name: str, inputs, out) -> None:
+    """Draw figure ``name`` from ``inputs`` into the PNG file ``out``."""
+    io.check_choice("figures.draw", "name", name, FIGURES)
+    if not inputs:
+        raise ValueError(f"figures.draw: figure {name!r} needs at least one input.")
+    FIGURES[name](list(inputs), out)

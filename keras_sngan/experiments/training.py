@@ -1,0 +1,467 @@
+"""One WGAN training run (clip / GP / SN) with per-iteration diagnostics, and its evaluation.
+
+:func:`train` builds the models for a dataset, trains with `keras_sngan.wgan.WGAN`
+and records, per generator iteration, the logged metrics (critic loss,
+Wasserstein estimate, generator loss, gradient penalty, input-gradient norm),
+the per-layer weight-gradient norms, and every ``stats_every`` iterations the
+layer spectral norms and the critic's train vs held-out Wasserstein estimate.
+Iteration 0 (the initialized models, before any update) is recorded too, so
+an initialization effect is not mistaken for a training effect.
+
+Resuming: `keras.callbacks.BackupAndRestore` saves the models and both
+optimizers after every epoch into ``checkpoint_dir`` (keep it outside any
+pipeline output: Snakemake deletes the outputs of a failed job), and the
+recorder saves its rows there first, so a killed run restarts from its last
+epoch with its history intact. The backup is deleted when training ends.
+
+:func:`evaluate` loads the trained models and computes the final metrics:
+exact W1 with its real-vs-real floor, VEEGAN high-quality fraction and modes
+(Gaussian mixtures), classifier Frechet distance and class coverage
+(digits), and the critic's generalization gap.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+
+import numpy as np
+import pandas as pd
+
+from keras_sngan.experiments import io
+
+METHODS = ("clip", "gp", "sn")
+OPTIMIZERS = ("adam", "rmsprop")
+
+
+def is_image_dataset(dataset: str) -> bool:
+    """Everything but the 2-D toy sets is an image set (digits, TFDS images)."""
+    from keras_sngan import datasets
+
+    return dataset not in datasets.TOY_DATASETS
+
+
+# --------------------------------------------------------------------------- models
+def build_models(dataset: str, method: str, model: dict, sample_shape=(2,)):
+    """Critic, generator and latent size for a dataset.
+
+    Toy sets: the WGAN-GP MLPs (``width``, ``depth``, ``activation``,
+    ``latent_dim``). Image sets: Miyato's standard CNN at the images' size
+    (``critic_channels``, ``generator_channels``, ``latent_dim``).
+    ``model`` may also hold ``sn_method``, ``sn_scale`` and ``clip_value``.
+    """
+    from keras_sngan import models
+
+    io.check_choice("build_models", "method", method, METHODS + ("none",))
+    lipschitz = dict(
+        lipschitz=method,
+        sn_method=model.get("sn_method", "reshape"),
+        sn_scale=model.get("sn_scale", 1.0),
+        clip_value=model.get("clip_value", 0.01),
+    )
+    if is_image_dataset(dataset):
+        size, channels = int(sample_shape[0]), int(sample_shape[-1])
+        latent_dim = int(model.get("latent_dim", 32))
+        critic = models.standard_critic(
+            image_size=size, channels=channels, base_channels=int(model.get("critic_channels", 16)), **lipschitz
+        )
+        generator = models.standard_generator(
+            latent_dim=latent_dim, image_size=size, channels=channels,
+            base_channels=int(model.get("generator_channels", 64)),
+        )
+    else:
+        latent_dim = int(model.get("latent_dim", 2))
+        width, depth = int(model.get("width", 512)), int(model.get("depth", 3))
+        critic = models.toy_critic(
+            width=width, depth=depth, activation=model.get("activation", "relu"), **lipschitz
+        )
+        generator = models.toy_generator(latent_dim=latent_dim, width=width, depth=int(model.get("generator_depth", 3)))
+    return critic, generator, latent_dim
+
+
+def make_optimizer(spec: dict):
+    """A Keras optimizer from ``{"name": "adam"|"rmsprop", "learning_rate", "beta_1", "beta_2"}``."""
+    import keras
+
+    io.check_choice("make_optimizer", "name", spec.get("name"), OPTIMIZERS)
+    lr = io.check_positive("make_optimizer", "learning_rate", spec.get("learning_rate"))
+    if spec["name"] == "rmsprop":
+        return keras.optimizers.RMSprop(lr)
+    return keras.optimizers.Adam(lr, beta_1=float(spec.get("beta_1", 0.5)), beta_2=float(spec.get("beta_2", 0.9)))
+
+
+# --------------------------------------------------------------------------- diagnostics
+def layer_gradient_norms(gan, real):
+    """Critic loss, Wasserstein estimate and per-layer weight-gradient norms on one batch.
+
+    The loss is the one `WGAN.train_step` minimizes (``-W``, plus
+    ``gp_weight`` times the penalty for ``"gp"``), at the current weights and
+    with no update. Used for iteration 0.
+
+    Returns:
+        ``(metrics, {layer_name: norm})``.
+    """
+    import tensorflow as tf
+    from keras import ops
+
+    from keras_sngan.wgan import kernel_layers
+
+    real = ops.convert_to_tensor(real, "float32")
+    batch = int(real.shape[0])
+    replica = (0, 1)
+    noise = gan._noise(batch, replica)
+    fake = ops.cast(gan.generator(noise, training=False), "float32")
+    layers = kernel_layers(gan.critic)
+    kernels = [kernel for _, _, kernel in layers]
+    x_hat = gan._interpolates(real, fake, replica)
+    with tf.GradientTape() as tape:
+        scores = gan._scores(ops.concatenate([real, fake], axis=0), training=False)
+        wasserstein = ops.mean(scores[:batch]) - ops.mean(scores[batch:])
+        norms = gan._input_gradient_norm(x_hat, training=False)
+        loss = -wasserstein
+        if gan.lipschitz == "gp":
+            loss = loss + gan.gp_weight * ops.mean(ops.square(norms - 1.0))
+    grads = tape.gradient(loss, kernels)
+    metrics = {
+        "critic_loss": float(loss),
+        "wasserstein": float(wasserstein),
+        "generator_loss": float(-ops.mean(scores[batch:])),
+        "gradient_penalty": float(ops.mean(ops.square(norms - 1.0))),
+        "grad_norm": float(ops.mean(norms)),
+    }
+    per_layer = {
+        name: (float(ops.sqrt(ops.sum(ops.square(g)))) if g is not None else float("nan"))
+        for (name, _, _), g in zip(layers, grads)
+    }
+    return metrics, per_layer
+
+
+def _spectral_norms(critic):
+    from keras_sngan.callbacks import effective_kernel, spectral_norm
+    from keras_sngan.wgan import kernel_layers
+
+    return {name: spectral_norm(effective_kernel(layer)) for name, layer, _ in kernel_layers(critic)}
+
+
+def _make_recorder_class():
+    import keras
+
+    class DiagnosticsRecorder(keras.callbacks.Callback):
+        """Per-iteration metrics, per-layer stats and the train/held-out gap, resumable.
+
+        Rows live in memory and are saved (atomically) to ``state_path`` at
+        every epoch end, *before* `BackupAndRestore` saves the weights (this
+        callback must come first in the list). On resume, rows past the
+        restored epoch are dropped.
+        """
+
+        METRICS = ("critic_loss", "wasserstein", "generator_loss", "gradient_penalty", "grad_norm")
+
+        def __init__(self, state_path, steps_per_epoch, stats_every, first_batch, train_real, heldout_real, latent_dim, gap_samples, seed):
+            super().__init__()
+            self.state_path = state_path
+            self.steps_per_epoch = steps_per_epoch
+            self.stats_every = stats_every
+            self.first_batch = first_batch
+            self.train_real, self.heldout_real = train_real, heldout_real
+            self.latent_dim, self.gap_samples, self.seed = latent_dim, gap_samples, seed
+            self.history, self.layers, self.gap, self.epoch_seconds = [], [], [], []
+            self.iteration = None
+            self.resumed_from_epoch = 0
+
+        def _gap_row(self, iteration):
+            from keras_sngan.metrics import critic_generalization_gap
+
+            row = critic_generalization_gap(
+                self.model.critic, self.model.generator, self.train_real, self.heldout_real,
+                self.latent_dim, n=self.gap_samples, seed=self.seed,
+            )
+            return {"iteration": iteration, **{k: row[k] for k in ("w_train", "w_heldout", "gap")}}
+
+        def on_epoch_begin(self, epoch, logs=None):
+            if self.iteration is None:  # first epoch of this process: fresh start or resume
+                self.iteration = epoch * self.steps_per_epoch
+                if epoch > 0 and os.path.exists(self.state_path):
+                    with open(self.state_path) as handle:
+                        state = json.load(handle)
+                    keep = lambda rows: [r for r in rows if r["iteration"] <= self.iteration]  # noqa: E731
+                    self.history, self.layers, self.gap = keep(state["history"]), keep(state["layers"]), keep(state["gap"])
+                    self.epoch_seconds = state["epoch_seconds"][:epoch]
+                    self.resumed_from_epoch = epoch
+                else:
+                    self._record_initial()
+            self._epoch_start = time.perf_counter()
+            self._previous = {}
+
+        def _record_initial(self):
+            metrics, grads = layer_gradient_norms(self.model, self.first_batch)
+            self.history.append({"iteration": 0, **metrics})
+            norms = _spectral_norms(self.model.critic)
+            for depth, (name, value) in enumerate(grads.items()):
+                self.layers.append({"iteration": 0, "layer": name, "depth": depth, "grad_norm": value, "spectral_norm": norms[name]})
+            self.gap.append(self._gap_row(0))
+
+        def on_train_batch_end(self, batch, logs=None):
+            # Keras logs running means over the epoch; recover this iteration's
+            # value: v_k = (k + 1) m_k - k m_(k-1) for batch index k.
+            self.iteration += 1
+            logs = logs or {}
+            row = {"iteration": self.iteration}
+            for m in self.METRICS:
+                if m in logs:
+                    mean = float(logs[m])
+                    row[m] = mean if batch == 0 else (batch + 1) * mean - batch * self._previous[m]
+                    self._previous[m] = mean
+            self.history.append(row)
+            record_stats = self.iteration % self.stats_every == 0
+            norms = _spectral_norms(self.model.critic) if record_stats else {}
+            layer_names = [k.split("/", 1)[1] for k in logs if k.startswith("layer_grad_norm/")]
+            for depth, name in enumerate(layer_names):
+                self.layers.append(
+                    {
+                        "iteration": self.iteration, "layer": name, "depth": depth,
+                        "grad_norm": float(logs[f"layer_grad_norm/{name}"]),
+                        "spectral_norm": norms.get(name, float("nan")),
+                    }
+                )
+            if record_stats:
+                self.gap.append(self._gap_row(self.iteration))
+
+        def on_epoch_end(self, epoch, logs=None):
+            self.epoch_seconds.append(time.perf_counter() - self._epoch_start)
+            state = {"history": self.history, "layers": self.layers, "gap": self.gap, "epoch_seconds": self.epoch_seconds}
+            io.write_json(self.state_path, state)
+
+    return DiagnosticsRecorder
+
+
+# --------------------------------------------------------------------------- data
+def training_arrays(dataset: str, seed: int, train_size=None, data_dir=None):
+    """The exact training sample a run sees (images: its first ``train_size``), and the held-out sample."""
+    from keras_sngan import datasets
+
+    if dataset == "digits":
+        x_train, _, x_heldout, _ = datasets.load_digits_split()
+        return (x_train if train_size is None else x_train[:train_size]), x_heldout
+    if is_image_dataset(dataset):
+        x_train, _ = datasets.load_arrays(dataset, "train", n=train_size, data_dir=data_dir)
+        x_heldout, _ = datasets.load_arrays(dataset, "test", data_dir=data_dir)
+        return x_train, x_heldout
+    x_train, _ = datasets.load_arrays(dataset, "train", n=train_size, seed=seed)
+    x_heldout, _ = datasets.load_arrays(dataset, "test", seed=seed)
+    return x_train, x_heldout
+
+
+def _check_run_args(dataset, method, iterations, batch_size, n_critic, epochs, stats_every):
+    if not isinstance(dataset, str) or not dataset:
+        raise ValueError(f"train: `dataset` must be a dataset name, received {dataset!r}.")
+    io.check_choice("train", "method", method, METHODS)
+    iterations = io.check_int("train", "iterations", iterations, 1)
+    io.check_int("train", "batch_size", batch_size, 1)
+    io.check_int("train", "n_critic", n_critic, 1)
+    epochs = io.check_int("train", "epochs", epochs, 1)
+    io.check_int("train", "stats_every", stats_every, 1)
+    if iterations % epochs:
+        raise ValueError(
+            f"train: `iterations`={iterations} must be a multiple of `epochs`={epochs} "
+            "(each epoch is one checkpoint and one progress line)."
+        )
+
+
+# --------------------------------------------------------------------------- train
+def train(
+    out_dir,
+    dataset: str,
+    method: str,
+    seed: int,
+    iterations: int,
+    batch_size: int,
+    n_critic: int = 5,
+    model: dict | None = None,
+    optimizer: dict | None = None,
+    gp_weight: float = 10.0,
+    clip_value: float = 0.01,
+    epochs: int = 10,
+    stats_every: int = 10,
+    gap_samples: int = 1000,
+    train_size: int | None = None,
+    checkpoint_dir=None,
+    threads: int | None = None,
+    verbose: int = 2,
+) -> dict:
+    """Train one WGAN and write its diagnostics and models into ``out_dir``.
+
+    Files: ``history.csv`` (one row per generator iteration, iteration 0 =
+    initialization), ``layers.csv`` (per-layer weight-gradient norms every
+    iteration, spectral norms every ``stats_every``), ``gap.csv`` (critic
+    Wasserstein estimate on training vs held-out real data every
+    ``stats_every``), ``critic.keras``, ``generator.keras`` and ``run.json``
+    (parameters, seconds per iteration, wall time).
+
+    Args:
+        out_dir: output directory.
+        dataset: a built-in dataset (toy set or ``"digits"``).
+        method: ``"clip"``, ``"gp"`` or ``"sn"``.
+        seed: seed of the models, noise and data order.
+        iterations: generator iterations.
+        batch_size: critic batch size.
+        n_critic: critic steps per generator step.
+        model: model options (see :func:`build_models`).
+        optimizer: optimizer spec for both networks (see :func:`make_optimizer`).
+        gp_weight: penalty weight for ``"gp"``.
+        clip_value: clipping bound for ``"clip"``.
+        epochs: ``iterations`` is split into this many Keras epochs (one
+            progress line and one checkpoint each).
+        stats_every: iterations between spectral-norm / gap records.
+        gap_samples: samples per Wasserstein estimate of the gap.
+        train_size: toy training-set size (default: the dataset module's).
+        checkpoint_dir: `BackupAndRestore` directory (default
+            ``<out_dir>/checkpoints``); must not be a pipeline output.
+        threads: TensorFlow intra-op threads.
+        verbose: Keras ``fit`` verbosity (2: one line per epoch).
+    """
+    _check_run_args(dataset, method, iterations, batch_size, n_critic, epochs, stats_every)
+    optimizer = dict(optimizer or {"name": "adam", "learning_rate": 1e-4})
+    make_optimizer(optimizer)  # validate before any expensive work
+    io.configure_tensorflow(threads, seed)
+    import keras
+
+    from keras_sngan import datasets
+    from keras_sngan.wgan import WGAN
+
+    model = dict(model or {})
+    model.setdefault("clip_value", clip_value)
+    data = datasets.load_dataset(dataset, batch_size=batch_size, n_critic=n_critic, seed=seed, train_size=train_size)
+    train_real, heldout_real = training_arrays(dataset, seed, train_size)
+    critic, generator, latent_dim = build_models(dataset, method, model, data.sample_shape)
+    gan = WGAN(
+        critic, generator, latent_dim, lipschitz=method, n_critic=n_critic, gp_weight=gp_weight,
+        clip_value=clip_value, track_layer_stats=True, seed=seed,
+    )
+    if method == "clip":  # clip the initial weights too, as Arjovsky et al. do before training
+        for variable in critic.trainable_variables:
+            variable.assign(keras.ops.clip(variable, -clip_value, clip_value))
+    gan.compile(critic_optimizer=make_optimizer(optimizer), generator_optimizer=make_optimizer(optimizer))
+
+    checkpoint_dir = os.fspath(checkpoint_dir or os.path.join(out_dir, "checkpoints"))
+    os.makedirs(checkpoint_dir, exist_ok=True)
+    first_batch = next(iter(data.train))[::n_critic][:batch_size]
+    steps = iterations // epochs
+    recorder = _make_recorder_class()(
+        os.path.join(checkpoint_dir, "recorder.json"), steps, stats_every, first_batch,
+        train_real, heldout_real, latent_dim, min(gap_samples, len(heldout_real)), seed,
+    )
+    backup = keras.callbacks.BackupAndRestore(os.path.join(checkpoint_dir, "backup"))
+    start = time.perf_counter()
+    gan.fit(data.train.repeat(), epochs=epochs, steps_per_epoch=steps, callbacks=[recorder, backup], verbose=verbose)
+    wall = time.perf_counter() - start
+
+    io.write_csv(os.path.join(out_dir, "history.csv"), pd.DataFrame(recorder.history))
+    io.write_csv(os.path.join(out_dir, "layers.csv"), pd.DataFrame(recorder.layers))
+    io.write_csv(os.path.join(out_dir, "gap.csv"), pd.DataFrame(recorder.gap))
+    for name, net in (("critic", critic), ("generator", generator)):
+        with io.atomic_path(os.path.join(out_dir, f"{name}.keras")) as tmp:
+            net.save(tmp)
+    timed = recorder.epoch_seconds[1:] or recorder.epoch_seconds  # first epoch includes tracing
+    info = {
+        "dataset": dataset, "method": method, "seed": seed, "iterations": iterations,
+        "batch_size": batch_size, "n_critic": n_critic, "latent_dim": latent_dim, "model": model,
+        "optimizer": optimizer, "gp_weight": gp_weight, "clip_value": clip_value, "train_size": train_size,
+        "seconds_per_iteration": float(np.median(timed)) / steps,
+        "wall_seconds_this_process": wall, "resumed_from_epoch": recorder.resumed_from_epoch,
+    }
+    io.write_json(os.path.join(out_dir, "run.json"), info)
+    import shutil
+
+    shutil.rmtree(checkpoint_dir, ignore_errors=True)
+    return info
+
+
+# --------------------------------------------------------------------------- evaluate
+def evaluate(run_dir, out_dir, classifier_path=None, n_samples: int = 1000, grid: int = 80, threads=None) -> dict:
+    """Final metrics of a trained run; writes ``metrics.json`` and ``samples.npz``.
+
+    Toy sets: exact W1 between ``n_samples`` generated and held-out points,
+    with the real-vs-real floor (training points as the reference sample),
+    VEEGAN high-quality fraction and modes covered (Gaussian mixtures), and
+    the critic on a ``grid x grid`` lattice for the contour plots. Digits:
+    classifier Frechet distance and class coverage against the held-out
+    split (floor: training images), and 64 samples for a grid. Both: the
+    critic's train vs held-out Wasserstein gap, and the run's time per
+    iteration.
+    """
+    io.configure_tensorflow(threads)
+    import keras
+
+    from keras_sngan import datasets, metrics
+
+    with open(os.path.join(run_dir, "run.json")) as handle:
+        info = json.load(handle)
+    dataset, seed = info["dataset"], int(info["seed"])
+    critic = keras.saving.load_model(os.path.join(run_dir, "critic.keras"), compile=False)
+    generator = keras.saving.load_model(os.path.join(run_dir, "generator.keras"), compile=False)
+    latent_dim = int(info["latent_dim"])
+    train_real, heldout = training_arrays(dataset, seed, info.get("train_size"))
+    rng = np.random.default_rng(seed + 12345)
+    if is_image_dataset(dataset):  # the classifier statistics need as many fakes as held-out images
+        n_samples = max(n_samples, min(len(heldout), 10_000))
+    z = rng.standard_normal((n_samples, latent_dim)).astype("float32")
+    fake = np.asarray(generator.predict(z, batch_size=500, verbose=0), np.float32)
+    result = {k: info[k] for k in ("dataset", "method", "seed", "iterations", "seconds_per_iteration")}
+    samples = {}
+    if is_image_dataset(dataset):
+        if classifier_path is None:
+            raise ValueError(f"evaluate: `classifier_path` is required for image dataset {dataset!r}.")
+        classifier = _classifier(dataset, classifier_path)
+        n = min(len(heldout), 10_000)
+        heldout = heldout[:n]
+        reference = train_real[rng.choice(len(train_real), n, replace=False)]
+        result.update(metrics.classifier_metrics(classifier, fake[:n], heldout, real_reference=reference))
+        samples["images"] = fake[:64]
+    else:
+        n = min(n_samples, len(heldout))
+        reference = train_real[rng.choice(len(train_real), n, replace=False)]
+        result.update({f"w1_{k}" if k != "n" else "w1_n": v for k, v in metrics.wasserstein1_with_floor(fake[:n], heldout[:n], reference).items()})
+        if dataset in ("8gaussians", "25gaussians"):
+            centers, std = datasets.gaussian_mixture_modes(dataset)
+            modes = metrics.mode_statistics(fake, centers, std)
+            result.update(high_quality_fraction=modes["high_quality_fraction"], modes_covered=modes["modes_covered"], num_modes=modes["num_modes"])
+        lo, hi = heldout.min(0) - 0.5, heldout.max(0) + 0.5
+        gx, gy = np.meshgrid(np.linspace(lo[0], hi[0], grid), np.linspace(lo[1], hi[1], grid))
+        lattice = np.stack([gx.ravel(), gy.ravel()], 1).astype("float32")
+        samples.update(
+            fake=fake, real=heldout[:n], grid_x=gx, grid_y=gy,
+            critic=np.asarray(critic.predict(lattice, batch_size=2000, verbose=0)).reshape(grid, grid),
+        )
+    gap = metrics.critic_generalization_gap(critic, generator, train_real, heldout, latent_dim, n=min(1000, len(heldout)), seed=seed)
+    result.update(critic_w_train=gap["w_train"], critic_w_heldout=gap["w_heldout"], critic_gap=gap["gap"])
+    os.makedirs(out_dir, exist_ok=True)
+    with io.atomic_path(os.path.join(out_dir, "samples.npz")) as tmp:
+        np.savez_compressed(tmp, **samples)
+    io.write_json(os.path.join(out_dir, "metrics.json"), result)
+    return result
+
+
+def _labelled_split(dataset: str):
+    from keras_sngan import datasets
+
+    if dataset == "digits":
+        return datasets.load_digits_split()
+    x_train, y_train = datasets.load_arrays(dataset, "train")
+    x_test, y_test = datasets.load_arrays(dataset, "test")
+    if y_train is None:
+        raise ValueError(f"evaluate: dataset {dataset!r} has no labels; the classifier metrics need them.")
+    return x_train, y_train, x_test, y_test
+
+
+def _classifier(dataset: str, path):
+    from keras_sngan.feature_classifier import load_or_train_feature_classifier
+
+    return load_or_train_feature_classifier(path, *_labelled_split(dataset))
+
+
+def train_classifier(path, dataset: str = "digits", threads=None) -> dict:
+    """Train (or load) the cached feature classifier of an image dataset at ``path``."""
+    io.configure_tensorflow(threads, 0)
+    return {"dataset": dataset, "test_accuracy": _classifier(dataset, path).test_accuracy}

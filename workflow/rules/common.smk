@@ -1,0 +1,93 @@
+# Shared helpers: paths and per-run parameters, read from the validated config.
+
+import os
+
+R = config["results"]
+LOGS = f"{R}/logs"
+BENCH = f"{R}/benchmarks"
+# BackupAndRestore directories: outside every declared output, so Snakemake
+# never deletes them when a job fails, and a rerun resumes from them.
+CKPT = f"{R}/checkpoints"
+CMP = config["compare"]
+GF = config["gradient_flow"]
+TOYS = ("8gaussians", "25gaussians", "swissroll")
+
+
+def _check_epochs(section, iterations, epochs):
+    if iterations % epochs:
+        raise ValueError(
+            f"config: `{section}.iterations`={iterations} must be a multiple of "
+            f"`compare.epochs`={epochs} (one checkpoint and progress line per epoch)."
+        )
+
+
+_check_epochs("compare.toy", CMP["toy"]["iterations"], CMP["epochs"])
+_check_epochs("compare.images", CMP["images"]["iterations"], CMP["epochs"])
+_check_epochs("gradient_flow", GF["iterations"], CMP["epochs"])
+if not set(GF["profile_iterations"]) <= set(range(GF["iterations"] + 1)):
+    raise ValueError(
+        f"config: `gradient_flow.profile_iterations`={GF['profile_iterations']} must lie in "
+        f"[0, gradient_flow.iterations={GF['iterations']}]."
+    )
+
+COMPARE_RUNS = [
+    f"{R}/runs/compare/{d}/{m}/seed{s}"
+    for d in CMP["datasets"]
+    for m in CMP["methods"]
+    for s in CMP["seeds"]
+]
+IMAGE_SETS = [d for d in CMP["datasets"] if d not in TOYS]
+TOY_SETS = [d for d in CMP["datasets"] if d in TOYS]
+GF_CONFIGS = [f"clip{c:g}" for c in GF["clip_values"]] + list(GF["methods"])
+GF_RUNS = {
+    f"{label}": [f"{R}/runs/gradient_flow/{label}/seed{s}" for s in GF["seeds"]] for label in GF_CONFIGS
+}
+RUN_FILES = ("history.csv", "layers.csv", "gap.csv", "run.json", "critic.keras", "generator.keras")
+
+
+def method_args(method):
+    """CLI options of the optimizer and constraint of one method."""
+    spec = config["methods"][method]
+    args = f"--optimizer {spec['optimizer']} --learning-rate {spec['learning_rate']}"
+    for key in ("beta_1", "beta_2", "gp_weight", "clip_value", "sn_method"):
+        if key in spec:
+            args += f" --{key.replace('_', '-')} {spec[key]}"
+    return args
+
+
+def compare_args(wildcards):
+    """CLI options of one comparison run (dataset, method, seed)."""
+    if wildcards.dataset in TOYS:
+        t = CMP["toy"]
+        model = f"--width {t['width']} --depth {t['depth']}"
+    else:
+        t = CMP["images"]
+        model = (
+            f"--critic-channels {t['critic_channels']} --generator-channels {t['generator_channels']} "
+            f"--latent-dim {t['latent_dim']}"
+        )
+    return (
+        f"--dataset {wildcards.dataset} --method {wildcards.method} --seed {wildcards.seed} "
+        f"--iterations {t['iterations']} --batch-size {t['batch_size']} --n-critic {CMP['n_critic']} "
+        f"--epochs {CMP['epochs']} --stats-every {CMP['stats_every']} {model} {method_args(wildcards.method)}"
+    )
+
+
+def gradient_flow_args(wildcards):
+    """CLI options of one gradient-flow run (configuration label, seed)."""
+    label = wildcards.config
+    if label.startswith("clip"):
+        method, extra = "clip", f"{method_args('clip')} --clip-value {label[4:]}"
+    else:
+        method, extra = label, method_args(label)
+    return (
+        f"--dataset {GF['dataset']} --method {method} --seed {wildcards.seed} "
+        f"--iterations {GF['iterations']} --batch-size {GF['batch_size']} --n-critic {CMP['n_critic']} "
+        f"--epochs {CMP['epochs']} --stats-every {CMP['stats_every']} "
+        f"--width {GF['width']} --depth {GF['depth']} {extra}"
+    )
+
+
+def gradient_flow_pairs():
+    """LABEL=RUN_DIR arguments for every gradient-flow run."""
+    return " ".join(f"{label}={run}" for label, runs in GF_RUNS.items() for run in runs)

@@ -1,0 +1,115 @@
+# Figures (PNG), each wrapped in report() for `snakemake --report report.html`.
+
+FIG = f"{R}/figures"
+FIGURES = [
+    f"{FIG}/variance.png",
+    f"{FIG}/lipschitz.png",
+    f"{FIG}/training_behaviour.png",
+    f"{FIG}/layer_stats.png",
+    f"{FIG}/gradient_flow.png",
+]
+if TOY_SETS:
+    FIGURES.append(f"{FIG}/samples.png")
+if IMAGE_SETS:
+    FIGURES.append(f"{FIG}/image_samples.png")
+
+
+rule figure_variance:
+    input:
+        rules.variance.output,
+    output:
+        report(f"{FIG}/variance.png", category="1. Initialization variance", caption="../report/variance.rst"),
+    params:
+        inputs=f"{R}/variance",
+    log:
+        f"{LOGS}/figures/variance.log",
+    benchmark:
+        f"{BENCH}/figures/variance.tsv"
+    shell:
+        "keras-sngan figure variance --inputs {params.inputs} --out {output} > {log} 2>&1"
+
+
+rule figure_lipschitz:
+    input:
+        rules.lipschitz.output,
+    output:
+        report(f"{FIG}/lipschitz.png", category="2. Lipschitz and activations", caption="../report/lipschitz.rst"),
+    params:
+        inputs=f"{R}/lipschitz",
+    log:
+        f"{LOGS}/figures/lipschitz.log",
+    benchmark:
+        f"{BENCH}/figures/lipschitz.tsv"
+    shell:
+        "keras-sngan figure lipschitz --inputs {params.inputs} --out {output} > {log} 2>&1"
+
+
+rule figure_training:
+    input:
+        [f"{run}/{name}" for run in COMPARE_RUNS for name in ("history.csv", "gap.csv", "run.json")],
+    output:
+        report(f"{FIG}/training_behaviour.png", category="3. SN vs GP vs clipping", caption="../report/training.rst"),
+    params:
+        runs=COMPARE_RUNS,
+    log:
+        f"{LOGS}/figures/training.log",
+    benchmark:
+        f"{BENCH}/figures/training.tsv"
+    shell:
+        "keras-sngan figure training --inputs {params.runs} --out {output} > {log} 2>&1"
+
+
+rule figure_layer_stats:
+    input:
+        [f"{run}/{name}" for run in COMPARE_RUNS for name in ("layers.csv", "run.json")],
+    output:
+        report(f"{FIG}/layer_stats.png", category="3. SN vs GP vs clipping", caption="../report/layers.rst"),
+    params:
+        runs=COMPARE_RUNS,
+    log:
+        f"{LOGS}/figures/layer_stats.log",
+    benchmark:
+        f"{BENCH}/figures/layer_stats.tsv"
+    shell:
+        "keras-sngan figure layers --inputs {params.runs} --out {output} > {log} 2>&1"
+
+
+rule figure_samples:
+    input:
+        [f"{run}/eval/samples.npz" for run in COMPARE_RUNS if run.split("/")[-3] in TOYS],
+    output:
+        report(f"{FIG}/samples.png", category="3. SN vs GP vs clipping", caption="../report/samples.rst"),
+    log:
+        f"{LOGS}/figures/samples.log",
+    benchmark:
+        f"{BENCH}/figures/samples.tsv"
+    shell:
+        "keras-sngan figure samples --inputs {input} --out {output} > {log} 2>&1"
+
+
+rule figure_image_samples:
+    input:
+        [f"{run}/eval/samples.npz" for run in COMPARE_RUNS if run.split("/")[-3] not in TOYS],
+    output:
+        report(f"{FIG}/image_samples.png", category="3. SN vs GP vs clipping", caption="../report/images.rst"),
+    log:
+        f"{LOGS}/figures/image_samples.log",
+    benchmark:
+        f"{BENCH}/figures/image_samples.tsv"
+    shell:
+        "keras-sngan figure images --inputs {input} --out {output} > {log} 2>&1"
+
+
+rule figure_gradient_flow:
+    input:
+        [f"{run}/{name}" for runs in GF_RUNS.values() for run in runs for name in ("layers.csv", "run.json")],
+    output:
+        report(f"{FIG}/gradient_flow.png", category="4. Gradient flow", caption="../report/gradient_flow.rst"),
+    params:
+        pairs=gradient_flow_pairs(),
+    log:
+        f"{LOGS}/figures/gradient_flow.log",
+    benchmark:
+        f"{BENCH}/figures/gradient_flow.tsv"
+    shell:
+        "keras-sngan figure gradient-flow --inputs {params.pairs} --out {output} > {log} 2>&1"

@@ -1,0 +1,25 @@
+# Experiment 2: certified vs searched Lipschitz constants of SN networks.
+
+
+rule lipschitz:
+    output:
+        mlp=f"{R}/lipschitz/mlp_bounds.csv",
+        conv_layers=f"{R}/lipschitz/conv_layers.csv",
+        conv_networks=f"{R}/lipschitz/conv_networks.csv",
+        summary=f"{R}/lipschitz/lipschitz_summary.json",
+    params:
+        out_dir=f"{R}/lipschitz",
+        l=config["lipschitz"],
+    log:
+        f"{LOGS}/lipschitz.log",
+    benchmark:
+        f"{BENCH}/lipschitz.tsv"
+    threads: config["threads"]
+    shell:
+        "keras-sngan lipschitz --out-dir {params.out_dir} --threads {threads} "
+        "--activations {params.l[activations]} --depths {params.l[depths]} --width {params.l[width]} "
+        "--target-slope {params.l[target_slope]} --train-steps {params.l[train_steps]} "
+        "--n-starts {params.l[n_starts]} --search-steps {params.l[search_steps]} "
+        "--conv-image-size {params.l[conv][image_size]} --conv-channels {params.l[conv][channels]} "
+        "--conv-base-channels {params.l[conv][base_channels]} --conv-n-starts {params.l[conv][n_starts]} "
+        "--conv-search-steps {params.l[conv][search_steps]} > {log} 2>&1"

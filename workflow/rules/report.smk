@@ -1,0 +1,27 @@
+# The verdicts: results/claims.md (+ JSON), computed from the data by the
+# documented rules in keras_sngan.experiments.claims.
+
+
+rule claims:
+    input:
+        variance=rules.variance.output,
+        lipschitz=rules.lipschitz.output,
+        metrics=[f"{run}/eval/metrics.json" for run in COMPARE_RUNS],
+        flow=[f"{run}/layers.csv" for runs in GF_RUNS.values() for run in runs],
+    output:
+        md=f"{R}/claims.md",
+        json=f"{R}/claims.json",
+    params:
+        runs=COMPARE_RUNS,
+        pairs=gradient_flow_pairs(),
+        window=config["claims"]["window"],
+        variance=f"{R}/variance",
+        lipschitz=f"{R}/lipschitz",
+    log:
+        f"{LOGS}/claims.log",
+    benchmark:
+        f"{BENCH}/claims.tsv"
+    shell:
+        "keras-sngan claims --variance-dir {params.variance} --lipschitz-dir {params.lipschitz} "
+        "--runs {params.runs} --gradient-flow {params.pairs} --window {params.window} "
+        "--out-md {output.md} --out-json {output.json} > {log} 2>&1"
