@@ -20,6 +20,7 @@ import json
 import os
 import platform
 import statistics
+import sys
 import time
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
@@ -166,6 +167,7 @@ def main(argv=None):
                     "fit_ms": round(1e3 * fit_s, 2), "reference_ms": round(1e3 * ref_s, 2),
                     "fit_over_reference": round(fit_s / ref_s, 3),
                 })
+                print(json.dumps(results[-1]), file=sys.stderr, flush=True)  # progress
     ratios = {}
     for model in args.models.split(","):
         for xla in (False, True):
