@@ -28,3 +28,16 @@ def _fresh_keras_state():
     yield
     keras.config.set_dtype_policy("float32")
     keras.backend.clear_session()
+
+
+@pytest.fixture(scope="session")
+def mirrored_strategy():
+    """One 2-replica MirroredStrategy for the whole session.
+
+    TensorFlow's collective ops keep per-process instance keys: several
+    MirroredStrategy objects in one process can collide ("Shape mismatch in
+    the collective instance ..."), so every test shares this one.
+    """
+    devices = [d.name for d in tf.config.list_logical_devices("CPU")][:2]
+    assert len(devices) == 2, "conftest must split the CPU into 2 logical devices"
+    return tf.distribute.MirroredStrategy(devices)

@@ -313,7 +313,7 @@ def test_fit_with_jit_compile():
             assert float(layer.sigma()) > 0
 
 
-def test_mirrored_strategy_replicas_agree_with_single_device():
+def test_mirrored_strategy_replicas_agree_with_single_device(mirrored_strategy):
     x = np.random.default_rng(0).standard_normal((16, 6, 6, 2)).astype("float32")
     y = np.ones((16, 1), "float32")
 
@@ -325,10 +325,8 @@ def test_mirrored_strategy_replicas_agree_with_single_device():
         model.fit(x, y, epochs=1, batch_size=16, shuffle=False, verbose=0)
         return model
 
-    devices = [d.name for d in tf.config.list_logical_devices("CPU")][:2]
-    assert len(devices) == 2
-    mirrored = train(tf.distribute.MirroredStrategy(devices))
-    single = train(tf.distribute.OneDeviceStrategy(devices[0]))
+    mirrored = train(mirrored_strategy)
+    single = train(tf.distribute.OneDeviceStrategy(mirrored_strategy.extended.worker_devices[0]))
     for layer in mirrored.layers:
         for variable in layer.non_trainable_weights:
             replicas = [v.numpy() for v in variable.value.values] if hasattr(variable.value, "values") else []
