@@ -64,6 +64,7 @@ def _add_lipschitz(sub):
     p.add_argument("--conv-base-channels", type=int, default=16)
     p.add_argument("--conv-n-starts", type=int, default=8)
     p.add_argument("--conv-search-steps", type=int, default=50)
+    p.add_argument("--conv-power-iterations", type=int, default=2000)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--threads", type=int, default=None)
 
@@ -105,9 +106,8 @@ def _add_simple(sub):
     p.add_argument("--dataset", default="digits")
     p.add_argument("--threads", type=int, default=None)
 
-    p = sub.add_parser("evaluate", help="final metrics of a trained run")
-    p.add_argument("--run-dir", required=True)
-    p.add_argument("--out-dir", required=True)
+    p = sub.add_parser("evaluate", help="final metrics of trained runs (written to <run>/eval/)")
+    p.add_argument("--run-dirs", nargs="+", required=True)
     p.add_argument("--classifier", default=None)
     p.add_argument("--n-samples", type=int, default=1000)
     p.add_argument("--threads", type=int, default=None)
@@ -176,6 +176,7 @@ def run(args) -> dict | None:
         conv = dict(
             image_size=args.conv_image_size, channels=args.conv_channels, base_channels=args.conv_base_channels,
             n_starts=args.conv_n_starts, search_steps=args.conv_search_steps,
+            power_iterations=args.conv_power_iterations,
         )
         return lipschitz_activations.run(
             args.out_dir, args.activations, args.depths, width=args.width, target_slope=args.target_slope,
@@ -203,7 +204,11 @@ def run(args) -> dict | None:
     if args.command == "evaluate":
         from keras_sngan.experiments import training
 
-        return training.evaluate(args.run_dir, args.out_dir, classifier_path=args.classifier, n_samples=args.n_samples, threads=args.threads)
+        return [
+            training.evaluate(run, os.path.join(run, "eval"), classifier_path=args.classifier,
+                              n_samples=args.n_samples, threads=args.threads)
+            for run in args.run_dirs
+        ]
     if args.command == "gradient-flow":
         from keras_sngan.experiments import gradient_flow
 

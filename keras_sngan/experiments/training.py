@@ -289,6 +289,7 @@ def train(
     checkpoint_dir=None,
     threads: int | None = None,
     verbose: int = 2,
+    callbacks=(),
 ) -> dict:
     """Train one WGAN and write its diagnostics and models into ``out_dir``.
 
@@ -320,6 +321,7 @@ def train(
             ``<out_dir>/checkpoints``); must not be a pipeline output.
         threads: TensorFlow intra-op threads.
         verbose: Keras ``fit`` verbosity (2: one line per epoch).
+        callbacks: extra Keras callbacks, run after the checkpointing ones.
     """
     _check_run_args(dataset, method, iterations, batch_size, n_critic, epochs, stats_every)
     optimizer = dict(optimizer or {"name": "adam", "learning_rate": 1e-4})
@@ -354,7 +356,7 @@ def train(
     )
     backup = keras.callbacks.BackupAndRestore(os.path.join(checkpoint_dir, "backup"))
     start = time.perf_counter()
-    gan.fit(data.train.repeat(), epochs=epochs, steps_per_epoch=steps, callbacks=[recorder, backup], verbose=verbose)
+    gan.fit(data.train.repeat(), epochs=epochs, steps_per_epoch=steps, callbacks=[recorder, backup, *callbacks], verbose=verbose)
     wall = time.perf_counter() - start
 
     io.write_csv(os.path.join(out_dir, "history.csv"), pd.DataFrame(recorder.history))

@@ -91,3 +91,15 @@ def gradient_flow_args(wildcards):
 def gradient_flow_pairs():
     """LABEL=RUN_DIR arguments for every gradient-flow run."""
     return " ".join(f"{label}={run}" for label, runs in GF_RUNS.items() for run in runs)
+
+
+def classifier_input(wildcards):
+    """The cached feature classifier an image dataset's evaluation needs (none for toys)."""
+    if wildcards.dataset in TOYS:
+        return []
+    return f"{R}/classifiers/{wildcards.dataset}.keras"
+
+
+def dataset_runs(wildcards):
+    """Comparison run directories of one dataset."""
+    return [run for run in COMPARE_RUNS if run.split("/")[-3] == wildcards.dataset]

@@ -6,6 +6,8 @@ rule classifier:
     output:
         model=f"{R}/classifiers/{{dataset}}.keras",
         meta=f"{R}/classifiers/{{dataset}}.json",
+    conda:
+        "../../environment.yml"
     log:
         f"{LOGS}/classifier/{{dataset}}.log",
     benchmark:
@@ -16,30 +18,26 @@ rule classifier:
         "--threads {threads} > {log} 2>&1"
 
 
-def _classifier_input(wildcards):
-    if wildcards.dataset in TOYS:
-        return []
-    return f"{R}/classifiers/{wildcards.dataset}.keras"
-
-
 rule evaluate:
+    """All seeds and methods of one dataset in one job (one TensorFlow start-up)."""
     input:
-        run=multiext(f"{R}/runs/compare/{{dataset}}/{{method}}/seed{{seed}}/", *RUN_FILES),
-        classifier=_classifier_input,
+        runs=lambda w: [f"{run}/{name}" for run in dataset_runs(w) for name in RUN_FILES],
+        classifier=classifier_input,
     output:
-        metrics=f"{R}/runs/compare/{{dataset}}/{{method}}/seed{{seed}}/eval/metrics.json",
-        samples=f"{R}/runs/compare/{{dataset}}/{{method}}/seed{{seed}}/eval/samples.npz",
+        metrics=[f"{R}/runs/compare/{{dataset}}/{m}/seed{s}/eval/metrics.json" for m in CMP["methods"] for s in CMP["seeds"]],
+        samples=[f"{R}/runs/compare/{{dataset}}/{m}/seed{s}/eval/samples.npz" for m in CMP["methods"] for s in CMP["seeds"]],
     params:
-        run_dir=lambda w: f"{R}/runs/compare/{w.dataset}/{w.method}/seed{w.seed}",
+        runs=dataset_runs,
         classifier=lambda w, input: f"--classifier {input.classifier}" if input.classifier else "",
+    conda:
+        "../../environment.yml"
     log:
-        f"{LOGS}/evaluate/{{dataset}}/{{method}}/seed{{seed}}.log",
+        f"{LOGS}/evaluate/{{dataset}}.log",
     benchmark:
-        f"{BENCH}/evaluate/{{dataset}}/{{method}}/seed{{seed}}.tsv"
+        f"{BENCH}/evaluate/{{dataset}}.tsv"
     threads: config["threads"]
     shell:
-        "keras-sngan evaluate --run-dir {params.run_dir} --out-dir {params.run_dir}/eval "
-        "{params.classifier} --threads {threads} > {log} 2>&1"
+        "keras-sngan evaluate --run-dirs {params.runs} {params.classifier} --threads {threads} > {log} 2>&1"
 
 
 rule summary_table:
@@ -48,6 +46,8 @@ rule summary_table:
     output:
         csv=f"{R}/tables/summary.csv",
         md=f"{R}/tables/summary.md",
+    conda:
+        "../../environment.yml"
     log:
         f"{LOGS}/summary_table.log",
     benchmark:
@@ -64,6 +64,8 @@ rule gradient_flow_table:
     params:
         pairs=gradient_flow_pairs(),
         iterations=GF["profile_iterations"],
+    conda:
+        "../../environment.yml"
     log:
         f"{LOGS}/gradient_flow_table.log",
     benchmark:

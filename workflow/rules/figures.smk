@@ -16,11 +16,13 @@ if IMAGE_SETS:
 
 rule figure_variance:
     input:
-        rules.variance.output,
+        summary=rules.variance.output.summary,
     output:
         report(f"{FIG}/variance.png", category="1. Initialization variance", caption="../report/variance.rst"),
     params:
-        inputs=f"{R}/variance",
+        inputs=lambda w, input: os.path.dirname(input.summary),
+    conda:
+        "../../environment.yml"
     log:
         f"{LOGS}/figures/variance.log",
     benchmark:
@@ -31,11 +33,13 @@ rule figure_variance:
 
 rule figure_lipschitz:
     input:
-        rules.lipschitz.output,
+        summary=rules.lipschitz.output.summary,
     output:
         report(f"{FIG}/lipschitz.png", category="2. Lipschitz and activations", caption="../report/lipschitz.rst"),
     params:
-        inputs=f"{R}/lipschitz",
+        inputs=lambda w, input: os.path.dirname(input.summary),
+    conda:
+        "../../environment.yml"
     log:
         f"{LOGS}/figures/lipschitz.log",
     benchmark:
@@ -51,6 +55,8 @@ rule figure_training:
         report(f"{FIG}/training_behaviour.png", category="3. SN vs GP vs clipping", caption="../report/training.rst"),
     params:
         runs=COMPARE_RUNS,
+    conda:
+        "../../environment.yml"
     log:
         f"{LOGS}/figures/training.log",
     benchmark:
@@ -66,6 +72,8 @@ rule figure_layer_stats:
         report(f"{FIG}/layer_stats.png", category="3. SN vs GP vs clipping", caption="../report/layers.rst"),
     params:
         runs=COMPARE_RUNS,
+    conda:
+        "../../environment.yml"
     log:
         f"{LOGS}/figures/layer_stats.log",
     benchmark:
@@ -79,6 +87,8 @@ rule figure_samples:
         [f"{run}/eval/samples.npz" for run in COMPARE_RUNS if run.split("/")[-3] in TOYS],
     output:
         report(f"{FIG}/samples.png", category="3. SN vs GP vs clipping", caption="../report/samples.rst"),
+    conda:
+        "../../environment.yml"
     log:
         f"{LOGS}/figures/samples.log",
     benchmark:
@@ -92,6 +102,8 @@ rule figure_image_samples:
         [f"{run}/eval/samples.npz" for run in COMPARE_RUNS if run.split("/")[-3] not in TOYS],
     output:
         report(f"{FIG}/image_samples.png", category="3. SN vs GP vs clipping", caption="../report/images.rst"),
+    conda:
+        "../../environment.yml"
     log:
         f"{LOGS}/figures/image_samples.log",
     benchmark:
@@ -107,6 +119,8 @@ rule figure_gradient_flow:
         report(f"{FIG}/gradient_flow.png", category="4. Gradient flow", caption="../report/gradient_flow.rst"),
     params:
         pairs=gradient_flow_pairs(),
+    conda:
+        "../../environment.yml"
     log:
         f"{LOGS}/figures/gradient_flow.log",
     benchmark:

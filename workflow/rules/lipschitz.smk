@@ -8,8 +8,10 @@ rule lipschitz:
         conv_networks=f"{R}/lipschitz/conv_networks.csv",
         summary=f"{R}/lipschitz/lipschitz_summary.json",
     params:
-        out_dir=f"{R}/lipschitz",
+        out_dir=lambda w, output: os.path.dirname(output.summary),
         l=config["lipschitz"],
+    conda:
+        "../../environment.yml"
     log:
         f"{LOGS}/lipschitz.log",
     benchmark:
@@ -22,4 +24,5 @@ rule lipschitz:
         "--n-starts {params.l[n_starts]} --search-steps {params.l[search_steps]} "
         "--conv-image-size {params.l[conv][image_size]} --conv-channels {params.l[conv][channels]} "
         "--conv-base-channels {params.l[conv][base_channels]} --conv-n-starts {params.l[conv][n_starts]} "
-        "--conv-search-steps {params.l[conv][search_steps]} > {log} 2>&1"
+        "--conv-search-steps {params.l[conv][search_steps]} "
+        "--conv-power-iterations {params.l[conv][power_iterations]} > {log} 2>&1"

@@ -15,8 +15,10 @@ rule claims:
         runs=COMPARE_RUNS,
         pairs=gradient_flow_pairs(),
         window=config["claims"]["window"],
-        variance=f"{R}/variance",
-        lipschitz=f"{R}/lipschitz",
+        variance=lambda w, input: os.path.dirname(input.variance[0]),
+        lipschitz=lambda w, input: os.path.dirname(input.lipschitz[0]),
+    conda:
+        "../../environment.yml"
     log:
         f"{LOGS}/claims.log",
     benchmark:

@@ -17,6 +17,8 @@ rule train_compare:
         out_dir=lambda w: f"{R}/runs/compare/{w.dataset}/{w.method}/seed{w.seed}",
         checkpoint=lambda w: f"{CKPT}/compare/{w.dataset}/{w.method}/seed{w.seed}",
         args=compare_args,
+    conda:
+        "../../environment.yml"
     log:
         f"{LOGS}/train/compare/{{dataset}}/{{method}}/seed{{seed}}.log",
     benchmark:
@@ -34,6 +36,8 @@ rule train_gradient_flow:
         out_dir=lambda w: f"{R}/runs/gradient_flow/{w.config}/seed{w.seed}",
         checkpoint=lambda w: f"{CKPT}/gradient_flow/{w.config}/seed{w.seed}",
         args=gradient_flow_args,
+    conda:
+        "../../environment.yml"
     log:
         f"{LOGS}/train/gradient_flow/{{config}}/seed{{seed}}.log",
     benchmark:

@@ -9,8 +9,10 @@ rule variance:
         bound=f"{R}/variance/sn_bound.csv",
         summary=f"{R}/variance/variance_summary.json",
     params:
-        out_dir=f"{R}/variance",
+        out_dir=lambda w, output: os.path.dirname(output.summary),
         v=config["variance"],
+    conda:
+        "../../environment.yml"
     log:
         f"{LOGS}/variance.log",
     benchmark:
