@@ -273,7 +273,7 @@ def test_mixed_precision_trains_without_nans(policy, lipschitz):
 
 
 @pytest.mark.parametrize("lipschitz", ["gp", "sn", "clip"])
-def test_mirrored_strategy_step_equals_single_device(lipschitz):
+def test_mirrored_strategy_step_equals_single_device(lipschitz, mirrored_strategy):
     x = toy_data(steps=2)
 
     def one_run(strategy):
@@ -292,7 +292,8 @@ def test_mirrored_strategy_step_equals_single_device(lipschitz):
     devices = tf.config.list_logical_devices("CPU")
     assert len(devices) == 2
     single, h1 = one_run(tf.distribute.OneDeviceStrategy(devices[0].name))
-    mirrored, h2 = one_run(tf.distribute.MirroredStrategy([d.name for d in devices]))
+    assert mirrored_strategy.num_replicas_in_sync == 2
+    mirrored, h2 = one_run(mirrored_strategy)
     assert_weights_close(single, mirrored, rtol=1e-4, atol=1e-6)
     for name in h1:
         np.testing.assert_allclose(h1[name], h2[name], rtol=1e-4, atol=1e-6, err_msg=name)
