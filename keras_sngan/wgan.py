@@ -498,15 +498,20 @@ class WGAN(keras.Model):
         self.generator_loss_tracker.update_state(generator_loss)
         return {m.name: m.result() for m in self.metrics}
 
+    _NO_VALIDATION = (
+        "WGAN has no validation step: the critic's Wasserstein estimate on held-out data "
+        "is computed by keras_sngan.metrics.critic_generalization_gap, not by "
+        "fit(validation_data=...) or evaluate()."
+    )
+
     def test_step(self, data):
-        raise NotImplementedError(
-            "WGAN has no validation step: the critic's Wasserstein estimate on held-out "
-            "data is computed by keras_sngan's evaluation functions, not by fit(validation_data=...)."
-        )
+        raise ValueError(self._NO_VALIDATION)
 
     # -------------------------------------------------------------- fit
     def fit(self, *args, callbacks=None, **kwargs):
         """`keras.Model.fit`, plus a default `TerminateOnNonFinite` callback."""
+        if kwargs.get("validation_data") is not None or kwargs.get("validation_split"):
+            raise ValueError(self._NO_VALIDATION)
         callbacks = list(callbacks or [])
         if not any(isinstance(c, TerminateOnNonFinite) for c in callbacks):
             callbacks.append(TerminateOnNonFinite())

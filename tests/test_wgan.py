@@ -383,3 +383,14 @@ def test_savedmodel_export_reproduces_critic_and_generator(tmp_path, lipschitz):
         served = reloaded.serve(tf.constant(inputs))
         np.testing.assert_allclose(np.array(served), np.array(model(inputs, training=False)),
                                    rtol=1e-6, atol=1e-6)
+
+
+def test_validation_is_refused_before_training():
+    gan = make_gan("sn")
+    gan.compile(critic_optimizer=adam(), generator_optimizer=adam())
+    before = all_weights(gan)
+    with pytest.raises(ValueError, match="no validation step.*critic_generalization_gap"):
+        gan.fit(toy_dataset(), validation_data=toy_dataset(), verbose=0)
+    with pytest.raises(ValueError, match="no validation step"):
+        gan.evaluate(toy_dataset(), verbose=0)
+    assert_weights_close(before, all_weights(gan), rtol=0, atol=0)
