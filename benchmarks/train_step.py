@@ -4,9 +4,13 @@ For each model (toy MLP at batch 256, Miyato's standard CNN at batch 64 on
 32x32x3), each Lipschitz method and with / without XLA, this measures
 ``WGAN.fit`` next to a plain hand-written `tf.function` loop doing the same
 work (same models, optimizers, noise draws, penalty / clipping and the
-grad-norm measurement), side by side in one process. Warm-up (tracing,
-compilation) is excluded; each number is the median over repeats of the mean
-time per generator iteration. Prints JSON.
+grad-norm measurement), side by side in one process. Both are timed step by
+step in steady state: ``fit`` runs one long epoch and a callback stamps the
+end of every batch (so ``fit``'s per-call set-up, iterator creation and
+callbacks' begin/end hooks are not charged to the step, just as they are not
+charged to a long training run); the reference loop is stamped the same way.
+Warm-up (tracing, compilation) is excluded; each number is the median
+step time over rounds that alternate between the two. Prints JSON.
 
 Usage:
     python benchmarks/train_step.py            # full run (the CNN takes minutes)
@@ -105,14 +109,32 @@ def reference_step(critic, generator, latent_dim, method, xla):
     return tf.function(step, jit_compile=xla)
 
 
+class _StepClock(keras.callbacks.Callback):
+    """Stamps the end of every training batch (perf_counter seconds)."""
+
+    def __init__(self):
+        super().__init__()
+        self.stamps = []
+
+    def on_train_batch_end(self, batch, logs=None):
+        self.stamps.append(time.perf_counter())
+
+
+def _step_times(stamps):
+    return [b - a for a, b in zip(stamps, stamps[1:])]
+
+
 def reference_runner(model, method, xla):
     critic, generator, latent_dim, shape, batch = build(model, method)
     step = reference_step(critic, generator, latent_dim, method, xla)
     it = iter(dataset(shape, batch))
 
     def run(steps):
+        stamps = [time.perf_counter()]
         for _ in range(steps):
             [float(v) for v in step(next(it))]  # read the metrics, as fit's callbacks do
+            stamps.append(time.perf_counter())
+        return _step_times(stamps)
 
     return run
 
@@ -125,22 +147,23 @@ def fit_runner(model, method, xla):
     ds = dataset(shape, batch)
 
     def run(steps):
-        gan.fit(ds, epochs=1, steps_per_epoch=steps, verbose=0)
+        clock = _StepClock()
+        # one extra step: the first stamp only starts the clock
+        gan.fit(ds, epochs=1, steps_per_epoch=steps + 1, verbose=0, callbacks=[clock])
+        return _step_times(clock.stamps)
 
     return run
 
 
 def side_by_side(model, method, xla, steps, repeats):
-    """Median seconds per iteration of fit and of the reference, interleaved."""
+    """Median seconds per step of fit and of the reference, alternating rounds."""
     runners = {"fit": fit_runner(model, method, xla), "reference": reference_runner(model, method, xla)}
     for run in runners.values():
-        run(1)  # warm-up: trace (and compile)
+        run(2)  # warm-up: trace (and compile)
     times = {name: [] for name in runners}
-    for _ in range(repeats):  # interleave so machine load hits both alike
+    for _ in range(repeats):  # alternate so machine load hits both alike
         for name, run in runners.items():
-            start = time.perf_counter()
-            run(steps)
-            times[name].append((time.perf_counter() - start) / steps)
+            times[name].extend(run(steps))
     return statistics.median(times["fit"]), statistics.median(times["reference"])
 
 
