@@ -58,16 +58,13 @@ def effective_kernel(layer):
     """Return the kernel `layer` really applies, as a numpy array.
 
     For a `SpectralNormalization` wrapper this is ``normalized_kernel()``
-    (``scale * W / sigma``); for other layers the raw ``kernel``
-    (``depthwise_kernel`` / ``embeddings``).
+    (``scale * W / sigma``); for other linear layers the raw kernel.
     """
+    from keras_sngan.linear_maps import kernel_variable
+
     if hasattr(layer, "normalized_kernel"):
         return keras.ops.convert_to_numpy(layer.normalized_kernel())
-    for attr in ("kernel", "depthwise_kernel", "embeddings"):
-        value = getattr(layer, attr, None)
-        if value is not None:
-            return keras.ops.convert_to_numpy(value)
-    raise ValueError(f"Layer {layer.name!r} has no kernel.")
+    return keras.ops.convert_to_numpy(kernel_variable(layer).value)
 
 
 def spectral_norm(kernel):

@@ -50,37 +50,20 @@ def kernel_layers(model):
 
     A `SpectralNormalization` wrapper is reported under its own name with the
     raw kernel of the layer it wraps; the wrapped layer is not listed again.
-    Layers with a ``kernel`` (Dense, Conv*, Conv*Transpose), a
-    ``depthwise_kernel`` or ``embeddings`` are included.
+    Linear layers are those `SpectralNormalization` supports (Dense, Conv*,
+    Conv*Transpose, DepthwiseConv*, Embedding).
     """
-    try:
-        from keras_sngan.spectral_normalization import SpectralNormalization
-    except ImportError:  # pragma: no cover - only before the layer exists
-        SpectralNormalization = ()
-    found, seen = [], set()
+    from keras_sngan import linear_maps
+    from keras_sngan.spectral_normalization import SpectralNormalization
+
+    found, wrapped = [], set()
     for layer in model._flatten_layers(include_self=False, recursive=True):
-        if id(layer) in seen:
-            continue
-        if SpectralNormalization and isinstance(layer, SpectralNormalization):
-            seen.update(id(sub) for sub in layer._flatten_layers(include_self=True))
-            found.append((layer.name, layer, _raw_kernel(layer.layer)))
-            continue
-        kernel = _raw_kernel(layer)
-        if kernel is not None:
-            seen.add(id(layer))
-            found.append((layer.name, layer, kernel))
+        if isinstance(layer, SpectralNormalization):
+            wrapped.add(id(layer.layer))
+            found.append((layer.name, layer, linear_maps.kernel_variable(layer.layer)))
+        elif id(layer) not in wrapped and linear_maps.layer_kind(layer) is not None:
+            found.append((layer.name, layer, linear_maps.kernel_variable(layer)))
     return found
-
-
-def _raw_kernel(layer):
-    for attr in ("kernel", "depthwise_kernel", "embeddings"):
-        try:
-            value = getattr(layer, attr, None)
-        except Exception:  # e.g. quantized layers raising on access
-            value = None
-        if isinstance(value, keras.Variable):
-            return value
-    return None
 
 
 def _check_number(name, value, minimum, strict, allow_inf=False):
