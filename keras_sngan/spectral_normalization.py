@@ -169,22 +169,22 @@ class SpectralNormalization(keras.layers.Wrapper):
 
     def _advance(self, kernel, iterations):
         """Run power iteration from the stored vectors, store and return the new ones."""
-        kernel = ops.stop_gradient(kernel)
+        kernel = ops.stop_gradient(kernel)  # so the new vectors are constants too
         vectors = []
         for operator, (u_var, v_var) in zip(self._operators, self._vectors):
             u, v = operator.iterate(kernel, u_var.value, v_var.value, iterations)
-            u, v = ops.stop_gradient(u), ops.stop_gradient(v)
             u_var.assign(u)
             v_var.assign(v)
             vectors.append((u, v))
         return vectors
 
     def _sigma(self, kernel, vectors):
-        """Mean of ``<v, A(kernel) u>`` over the method's operators (u, v constant)."""
-        sigmas = [
-            operator.sigma(kernel, ops.stop_gradient(u), ops.stop_gradient(v))
-            for operator, (u, v) in zip(self._operators, vectors)
-        ]
+        """Mean of ``<v, A(kernel) u>`` over the method's operators.
+
+        ``vectors`` are constants (variable reads, or computed from a stopped
+        kernel), so the gradient of sigma is ``v u^T``, as in Miyato et al.
+        """
+        sigmas = [operator.sigma(kernel, u, v) for operator, (u, v) in zip(self._operators, vectors)]
         return sigmas[0] if len(sigmas) == 1 else ops.mean(ops.stack(sigmas))
 
     def _normalize(self, kernel, vectors):
