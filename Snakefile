@@ -34,6 +34,7 @@ rule all:
         rules.variance.output,
         rules.lipschitz.output,
         rules.summary_table.output,
+        rules.training_curves.output,
         rules.gradient_flow_table.output,
         FIGURES,
         rules.claims.output,

@@ -14,6 +14,7 @@ Subcommands:
 - ``evaluate``: final metrics and samples of a trained run.
 - ``gradient-flow``: per-layer gradient-norm table of deep-critic runs.
 - ``summarize``: summary table (CSV + Markdown) of the final metrics.
+- ``curves``: per-iteration metrics over seeds of the comparison runs (compact CSV).
 - ``figure``: draw one figure (``variance``, ``lipschitz``, ``training``,
   ``layers``, ``samples``, ``digits``, ``gradient-flow``).
 - ``claims``: verdicts on the poster's claims (``claims.md`` + JSON).
@@ -117,6 +118,11 @@ def _add_simple(sub):
     p.add_argument("--iterations", type=int, nargs="+", required=True)
     p.add_argument("--out", required=True)
 
+    p = sub.add_parser("curves", help="training curves over seeds (compact table)")
+    p.add_argument("--runs", nargs="+", required=True, help="compare run directories")
+    p.add_argument("--every", type=int, default=10)
+    p.add_argument("--out", required=True)
+
     p = sub.add_parser("summarize", help="summary table of final metrics")
     p.add_argument("--metrics", nargs="+", required=True, help="metrics.json files")
     p.add_argument("--out-csv", required=True)
@@ -214,6 +220,11 @@ def run(args) -> dict | None:
 
         labels, paths = _pairs(args.runs)
         gradient_flow.run(paths, labels, args.out, args.iterations)
+        return None
+    if args.command == "curves":
+        from keras_sngan.experiments import claims
+
+        claims.training_curves(args.runs, args.out, every=args.every)
         return None
     if args.command == "summarize":
         from keras_sngan.experiments import claims

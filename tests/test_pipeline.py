@@ -22,7 +22,7 @@ def _snakemake(*args, cwd=ROOT, timeout=600):
 
 
 def test_dry_run_default_config():
-    result = _snakemake("-n", "--quiet", "rules")
+    result = _snakemake("-n", "--forceall")
     assert result.returncode == 0, result.stderr
     for rule in ("train_compare", "train_gradient_flow", "evaluate", "claims", "variance", "lipschitz"):
         assert rule in result.stdout + result.stderr
@@ -87,6 +87,8 @@ def test_ci_profile_end_to_end(tmp_path):
     summary = pd.read_csv(results / "tables" / "summary.csv")
     assert len(summary) == len(cfg["compare"]["datasets"]) * len(cfg["compare"]["methods"])
     assert not pd.read_csv(results / "tables" / "gradient_flow.csv").empty
+    curves = pd.read_csv(results / "tables" / "training_curves.csv")
+    assert {"critic_loss_mean", "grad_norm_min", "gap_max"} <= set(curves.columns)
     for figure in ("variance", "lipschitz", "training_behaviour", "layer_stats", "gradient_flow", "samples", "image_samples"):
         assert (results / "figures" / f"{figure}.png").read_bytes()[:4] == b"\x89PNG"
     claims = json.loads((results / "claims.json").read_text())

@@ -381,6 +381,34 @@ def _rules_text():
             f"CERTIFY_TOL={CERTIFY_TOL}, VIOLATION_TOL={VIOLATION_TOL}.")
 
 
+# --------------------------------------------------------------------------- training curves
+CURVE_METRICS = ("critic_loss", "wasserstein", "generator_loss", "grad_norm")
+
+
+def training_curves(run_dirs, out_csv, every: int = 10) -> pd.DataFrame:
+    """Mean / min / max over seeds of the per-iteration metrics and the critic gap.
+
+    One row per ``(dataset, method, iteration)`` for every ``every``-th
+    iteration (iteration 0 included): a compact, committed copy of the data
+    behind the training-behaviour figure (the per-run CSVs hold every
+    iteration).
+    """
+    every = io.check_int("training_curves", "every", every, 1)
+    history = load(run_dirs, "history.csv")
+    history = history[history["iteration"] % every == 0]
+    gaps = load(run_dirs, "gap.csv")
+    merged = history.merge(gaps[["dataset", "method", "seed", "iteration", "gap"]], how="left",
+                           on=["dataset", "method", "seed", "iteration"])
+    columns = [c for c in (*CURVE_METRICS, "gap") if c in merged]
+    grouped = merged.groupby(["dataset", "method", "iteration"], sort=False)[columns]
+    table = pd.concat({"mean": grouped.mean(), "min": grouped.min(), "max": grouped.max()}, axis=1)
+    table.columns = [f"{metric}_{stat}" for stat, metric in table.columns]
+    table = table.reset_index()
+    table.insert(3, "seeds", grouped.size().to_numpy())
+    io.write_csv(out_csv, table)
+    return table
+
+
 # --------------------------------------------------------------------------- summary table
 SUMMARY_COLUMNS = [
     ("w1_excess", "W1 excess over real-vs-real floor"),

@@ -28,7 +28,7 @@ def variance(inputs, out):
     prof = pd.read_csv(os.path.join(d, "propagation.csv"))
     prof = prof[prof["depth"] == prof["depth"].max()]
     acts = list(dict.fromkeys(prof["activation"]))
-    fig, axes = plt.subplots(2, 1 + len(acts), figsize=(4.2 * (1 + len(acts)), 7.5), squeeze=False)
+    fig, axes = plt.subplots(2, 1 + len(acts), figsize=(4.6 * (1 + len(acts)), 8), squeeze=False, layout="constrained")
     ax = axes[0, 0]
     for s2, g in check.groupby("s2"):
         ax.loglog(g["predicted"], g["empirical"], "o", label=f"s²={s2:g}")
@@ -42,11 +42,11 @@ def variance(inputs, out):
     ax.set(ylabel="z = (emp - pred) / s.e.", xlabel="n / s²", title="deviation in standard errors")
     ax.tick_params(axis="x", rotation=90, labelsize=6)
     schemes = list(dict.fromkeys(prof["scheme"]))
-    colors = plt.cm.viridis(np.linspace(0, 0.9, len(schemes)))
+    colors = plt.cm.tab10(np.arange(len(schemes)) % 10)
     for j, act in enumerate(acts, start=1):
         for scheme, color in zip(schemes, colors):
             g = prof[(prof["activation"] == act) & (prof["scheme"] == scheme)].sort_values("layer")
-            style = "--" if scheme.startswith(("sn", "bsn")) else "-"
+            style = "--" if scheme.startswith(("sn", "bsn")) else ":" if scheme == "glorot" else "-"
             axes[0, j].semilogy(g["layer"], g["activation_norm"], style, color=color, label=scheme)
             axes[1, j].semilogy(g["layer"], g["gradient_norm"], style, color=color, label=scheme)
         axes[0, j].set(title=f"{act}, depth {int(prof['depth'].max())}: activation norm", xlabel="layer", ylabel="||h_l|| / ||x||")
@@ -62,7 +62,7 @@ def lipschitz(inputs, out):
     mlp = pd.read_csv(os.path.join(d, "mlp_bounds.csv"))
     layers = pd.read_csv(os.path.join(d, "conv_layers.csv"))
     nets = pd.read_csv(os.path.join(d, "conv_networks.csv"))
-    fig, axes = plt.subplots(1, 3, figsize=(15, 4.3))
+    fig, axes = plt.subplots(1, 3, figsize=(15, 4.6), layout="constrained")
     colors = dict(zip(["relu", "leaky_relu", "gelu", "swish"], ["tab:blue", "tab:green", "tab:red", "tab:purple"]))
     for ax, state in zip(axes[:2], ["trained", "worst_case"]):
         for act, g in mlp[mlp["state"] == state].groupby("activation", sort=False):
@@ -101,17 +101,18 @@ def training(inputs, out):
     datasets = order(history["dataset"].unique(), DATASET_ORDER)
     methods = order(history["method"].unique(), METHOD_ORDER)
     window = max(1, int(history["iteration"].max()) // 40)
-    fig, axes = plt.subplots(len(datasets), 3, figsize=(14, 3.0 * len(datasets)), squeeze=False)
+    fig, axes = plt.subplots(len(datasets), 3, figsize=(14, 3.0 * len(datasets)), squeeze=False, layout="constrained")
     for i, dataset in enumerate(datasets):
         for method in methods:
             h = history[(history["dataset"] == dataset) & (history["method"] == method)]
             g = gap[(gap["dataset"] == dataset) & (gap["method"] == method)]
             _band(axes[i, 0], h, "critic_loss", method, window)
+            axes[i, 0].set_yscale("symlog", linthresh=1e-2)
             _band(axes[i, 1], h, "grad_norm", method, window, log=True)
             _band(axes[i, 2], g, "gap", method, 1)
         axes[i, 0].set_ylabel(dataset)
         axes[i, 2].axhline(0, color="k", lw=0.8)
-    for ax, title in zip(axes[0], ["critic loss", "‖∇ₓ f‖ at interpolates", "critic W estimate: train − held-out"]):
+    for ax, title in zip(axes[0], ["critic loss (symlog; GP's includes the penalty)", "‖∇ₓ f‖ at interpolates", "critic W estimate: train − held-out"]):
         ax.set_title(title)
     for ax in axes[-1]:
         ax.set_xlabel("generator iteration")
@@ -124,7 +125,7 @@ def layers(inputs, out):
     """Per-layer weight-gradient norms and spectral norms during training, per method."""
     table = load(inputs, "layers.csv")
     methods = order(table["method"].unique(), METHOD_ORDER)
-    fig, axes = plt.subplots(2, len(methods), figsize=(4.6 * len(methods), 7), squeeze=False)
+    fig, axes = plt.subplots(2, len(methods), figsize=(4.6 * len(methods), 7), squeeze=False, layout="constrained")
     for j, method in enumerate(methods):
         t = table[table["method"] == method]
         for depth, g in t.groupby("depth"):
@@ -208,7 +209,7 @@ def gradient_flow(inputs, out):
     targets = sorted({0, min(200, last), last})
     prof = gf.profile(table, targets)
     configs = list(dict.fromkeys(labels))
-    fig, axes = plt.subplots(1, len(targets) + 1, figsize=(4.5 * (len(targets) + 1), 4.2))
+    fig, axes = plt.subplots(1, len(targets) + 1, figsize=(4.5 * (len(targets) + 1), 4.4), layout="constrained")
     colors = plt.cm.tab10(np.arange(len(configs)))
     for ax, it in zip(axes, sorted(prof["iteration"].unique())):
         for config, color in zip(configs, colors):

@@ -56,6 +56,24 @@ rule summary_table:
         "keras-sngan summarize --metrics {input} --out-csv {output.csv} --out-md {output.md} > {log} 2>&1"
 
 
+rule training_curves:
+    input:
+        [f"{run}/{name}" for run in COMPARE_RUNS for name in ("history.csv", "gap.csv", "run.json")],
+    output:
+        f"{R}/tables/training_curves.csv",
+    params:
+        runs=COMPARE_RUNS,
+        every=CMP["stats_every"],
+    conda:
+        "../../environment.yml"
+    log:
+        f"{LOGS}/training_curves.log",
+    benchmark:
+        f"{BENCH}/training_curves.tsv"
+    shell:
+        "keras-sngan curves --runs {params.runs} --every {params.every} --out {output} > {log} 2>&1"
+
+
 rule gradient_flow_table:
     input:
         [f"{run}/layers.csv" for runs in GF_RUNS.values() for run in runs],
