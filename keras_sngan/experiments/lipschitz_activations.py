@@ -48,20 +48,17 @@ is computed in float32 and can overshoot the true constant by about 1% when
 
 
 def _max_slope_point(activation: str) -> float:
-    """Pre-activation where the activation's slope is largest (0+ for ReLU-type)."""
-    from scipy.optimize import minimize_scalar
-
+    """Pre-activation where the activation's slope is largest (any x > 0 for ReLU-type)."""
     if activation in ("relu", "leaky_relu"):
         return 1.0
     import keras
+    from scipy.optimize import minimize_scalar
 
     fn = keras.activations.get("gelu" if activation == "gelu" else "silu")
 
-    def negative_slope(x):
-        h = 1e-4
-        a = float(keras.ops.convert_to_numpy(fn(np.array([x - h, x + h], "float32"))).astype(float)[0])
-        b = float(keras.ops.convert_to_numpy(fn(np.array([x - h, x + h], "float32"))).astype(float)[1])
-        return -(b - a) / (2 * h)
+    def negative_slope(x, h=1e-3):
+        values = keras.ops.convert_to_numpy(fn(np.array([x - h, x + h], "float64")))
+        return -float(values[1] - values[0]) / (2 * h)
 
     return float(minimize_scalar(negative_slope, bounds=(0.0, 4.0), method="bounded").x)
 
