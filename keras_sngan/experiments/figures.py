@@ -122,21 +122,33 @@ def training(inputs, out):
 
 
 def layers(inputs, out):
-    """Per-layer weight-gradient norms and spectral norms during training, per method."""
+    """Per-layer weight-gradient norms and spectral norms during training.
+
+    Columns: methods. Rows: (gradient norm, spectral norm) for the toy MLP
+    critics (geometric mean over toy datasets and seeds), then the same for
+    each image dataset's CNN critic (its layers differ, so it is not pooled
+    with the MLPs).
+    """
+    from keras_sngan.datasets import TOY_DATASETS
+
     table = load(inputs, "layers.csv")
+    table["family"] = np.where(table["dataset"].isin(TOY_DATASETS), "toy MLP critics", table["dataset"] + " CNN critic")
+    families = list(dict.fromkeys(sorted(table["family"], key=lambda f: (not f.startswith("toy"), f))))
     methods = order(table["method"].unique(), METHOD_ORDER)
-    fig, axes = plt.subplots(2, len(methods), figsize=(4.6 * len(methods), 7), squeeze=False, layout="constrained")
-    for j, method in enumerate(methods):
-        t = table[table["method"] == method]
-        for depth, g in t.groupby("depth"):
-            grad = g.groupby("iteration")["grad_norm"].apply(lambda v: np.exp(np.mean(np.log(np.maximum(v, 1e-30)))))
-            axes[0, j].semilogy(grad.index, _smooth(grad.to_numpy(), 10), label=g["layer"].iloc[0])
-            sn = g.dropna(subset=["spectral_norm"]).groupby("iteration")["spectral_norm"].mean()
-            axes[1, j].plot(sn.index, sn.to_numpy(), label=g["layer"].iloc[0])
-        axes[0, j].set(title=f"{METHOD_LABEL[method]}: weight-gradient norm", xlabel="iteration")
-        axes[1, j].set(title=f"{METHOD_LABEL[method]}: layer spectral norm", xlabel="iteration")
-    axes[0, 0].legend(fontsize=7)
-    fig.suptitle("Per-layer critic statistics (geometric mean over datasets and seeds; SVD of kernel reshaped to (-1, out))")
+    fig, axes = plt.subplots(2 * len(families), len(methods), figsize=(4.6 * len(methods), 3.4 * 2 * len(families)),
+                             squeeze=False, layout="constrained")
+    for i, family in enumerate(families):
+        for j, method in enumerate(methods):
+            t = table[(table["method"] == method) & (table["family"] == family)]
+            for _, g in t.groupby("depth"):
+                grad = g.groupby("iteration")["grad_norm"].apply(lambda v: np.exp(np.mean(np.log(np.maximum(v, 1e-30)))))
+                axes[2 * i, j].semilogy(grad.index, _smooth(grad.to_numpy(), 10), label=g["layer"].iloc[0])
+                sn = g.dropna(subset=["spectral_norm"]).groupby("iteration")["spectral_norm"].mean()
+                axes[2 * i + 1, j].plot(sn.index, sn.to_numpy(), label=g["layer"].iloc[0])
+            axes[2 * i, j].set(title=f"{family}, {METHOD_LABEL[method]}: ‖∂L/∂W‖", xlabel="iteration")
+            axes[2 * i + 1, j].set(title=f"{family}, {METHOD_LABEL[method]}: spectral norm", xlabel="iteration")
+        axes[2 * i, 0].legend(fontsize=7)
+    fig.suptitle("Per-layer critic statistics (mean over datasets and seeds; spectral norm = SVD of the kernel reshaped to (-1, out))")
     io.save_figure(fig, out)
 
 
@@ -191,6 +203,7 @@ def images(inputs, out):
             imgs = np.load(row["path"].iloc[0])["images"]
             n = int(np.sqrt(len(imgs)))
             imgs = (np.clip(imgs[: n * n], -1, 1) + 1) / 2
+            imgs = np.pad(imgs, ((0, 0), (0, 1), (0, 1), (0, 0)), constant_values=0.5)  # grey separators
             h, w, c = imgs.shape[1:]
             grid = imgs.reshape(n, n, h, w, c).transpose(0, 2, 1, 3, 4).reshape(n * h, n * w, c)
             ax.imshow(grid.squeeze(-1) if c == 1 else grid, cmap="gray" if c == 1 else None, vmin=0, vmax=1)
