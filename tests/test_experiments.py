@@ -194,3 +194,31 @@ def test_train_rejects_bad_arguments_before_work(tmp_path):
         training.train(tmp_path, "8gaussians", "sn", 0, 10, 8, epochs=3)
     with pytest.raises(ValueError, match="rmsprop"):
         training.train(tmp_path, "8gaussians", "sn", 0, 10, 8, epochs=2, optimizer={"name": "sgd", "learning_rate": 1.0})
+
+
+def test_tfds_image_run_through_mock_data(tmp_path, monkeypatch):
+    """The paper profile's path: a TFDS image set (MNIST 28x28), train then evaluate with the classifier."""
+    import tensorflow_datasets as tfds
+
+    from keras_sngan.experiments import training
+
+    data_dir = tmp_path / "tfds"
+    builder = tfds.builder("mnist", data_dir=str(data_dir))
+    os.makedirs(builder.data_dir)
+    template = tfds.core.naming.ShardedFileTemplate(
+        data_dir=builder.data_dir, dataset_name="mnist", filetype_suffix="tfrecord"
+    )
+    builder.info.set_splits(tfds.core.SplitDict([
+        tfds.core.SplitInfo(name=s, shard_lengths=[n], num_bytes=0, filename_template=template.replace(split=s))
+        for s, n in (("train", 64), ("test", 32))
+    ]))
+    builder.info.write_to_directory(builder.data_dir)
+    monkeypatch.setenv("TFDS_DATA_DIR", str(data_dir))
+    run = tmp_path / "run"
+    with tfds.testing.mock_data(num_examples=64, data_dir=str(data_dir)):
+        info = training.train(run, "mnist", "sn", 0, 4, 8, n_critic=2, epochs=2, stats_every=2, gap_samples=16,
+                              model={"critic_channels": 4, "generator_channels": 8, "latent_dim": 8}, verbose=0)
+        metrics = training.evaluate(run, run / "eval", classifier_path=tmp_path / "clf.keras", n_samples=32)
+    assert info["latent_dim"] == 8
+    assert np.isfinite(metrics["frechet_distance"]) and metrics["num_classes"] == 10
+    assert np.load(run / "eval" / "samples.npz")["images"].shape[1:] == (28, 28, 1)
