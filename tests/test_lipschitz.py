@@ -111,3 +111,10 @@ def test_unknown_layers_and_activations_are_refused():
         lipschitz_upper_bound(dense_chain([np.ones((2, 2), "float32"), np.ones((2, 1), "float32")], "exponential"))
     with pytest.raises(ValueError, match="n_starts"):
         lipschitz_lower_bound(residual, n_starts=0)
+
+
+def test_lower_bound_never_overshoots_a_known_constant():
+    """Float32 rounding over tiny steps must not report a slope above the truth."""
+    model = dense_chain([np.array([[0.6], [0.8]], "float32")], None)  # Lipschitz constant 1
+    report = lipschitz_lower_bound(model, n_starts=32, steps=300, learning_rate=0.1)
+    assert 1.0 - 1e-4 <= report["bound"] <= 1.0 + 1e-5

@@ -45,9 +45,15 @@ GF_RUNS = {
 RUN_FILES = ("history.csv", "layers.csv", "gap.csv", "run.json", "critic.keras", "generator.keras")
 
 
-def method_args(method):
-    """CLI options of the optimizer and constraint of one method."""
-    spec = config["methods"][method]
+def method_args(method, toy=False):
+    """CLI options of the optimizer and constraint of one method.
+
+    On the 2-d toy sets the penalty weight is ``compare.toy.gp_weight``
+    (WGAN-GP's gan_toy.py uses 0.1 there), elsewhere ``methods.gp.gp_weight``.
+    """
+    spec = dict(config["methods"][method])
+    if toy and method == "gp":
+        spec["gp_weight"] = CMP["toy"]["gp_weight"]
     args = f"--optimizer {spec['optimizer']} --learning-rate {spec['learning_rate']}"
     for key in ("beta_1", "beta_2", "gp_weight", "clip_value", "sn_method"):
         if key in spec:
@@ -69,7 +75,8 @@ def compare_args(wildcards):
     return (
         f"--dataset {wildcards.dataset} --method {wildcards.method} --seed {wildcards.seed} "
         f"--iterations {t['iterations']} --batch-size {t['batch_size']} --n-critic {CMP['n_critic']} "
-        f"--epochs {CMP['epochs']} --stats-every {CMP['stats_every']} {model} {method_args(wildcards.method)}"
+        f"--epochs {CMP['epochs']} --stats-every {CMP['stats_every']} {model} "
+        f"{method_args(wildcards.method, toy=wildcards.dataset in TOYS)}"
     )
 
 
@@ -79,7 +86,7 @@ def gradient_flow_args(wildcards):
     if label.startswith("clip"):
         method, extra = "clip", f"{method_args('clip')} --clip-value {label[4:]}"
     else:
-        method, extra = label, method_args(label)
+        method, extra = label, method_args(label, toy=True)  # the gradient-flow data is a toy set
     return (
         f"--dataset {GF['dataset']} --method {method} --seed {wildcards.seed} "
         f"--iterations {GF['iterations']} --batch-size {GF['batch_size']} --n-critic {CMP['n_critic']} "
