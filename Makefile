@@ -23,8 +23,9 @@ reproduce: install
 	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/snakemake --cores $(CORES)
 
 benchmark: install
-	$(BIN)/python benchmarks/layers.py
-	$(BIN)/python benchmarks/train_step.py
+	mkdir -p benchmarks/results
+	$(BIN)/python benchmarks/layers.py --out benchmarks/results/layers.json
+	$(BIN)/python benchmarks/train_step.py > benchmarks/results/train_step.json
 
 clean:
 	rm -rf .pytest_cache .snakemake
