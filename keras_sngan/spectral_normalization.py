@@ -140,23 +140,19 @@ class SpectralNormalization(keras.layers.Wrapper):
         self._vectors = []
         for i, operator in enumerate(self._operators):
             suffix = "" if len(self._operators) == 1 else f"_{i}"
-            u = self.add_weight(
-                name=f"sn_u{suffix}",
-                shape=operator.u_shape,
-                initializer=keras.initializers.RandomNormal(),
-                dtype="float32",
-                trainable=False,
-                aggregation="only_first_replica",
+            self._vectors.append(
+                tuple(
+                    self.add_weight(
+                        name=f"sn_{side}{suffix}",
+                        shape=shape,
+                        initializer=keras.initializers.RandomNormal(),
+                        dtype="float32",
+                        trainable=False,
+                        aggregation="only_first_replica",  # replicas compute identical vectors
+                    )
+                    for side, shape in (("u", operator.u_shape), ("v", operator.v_shape))
+                )
             )
-            v = self.add_weight(
-                name=f"sn_v{suffix}",
-                shape=operator.v_shape,
-                initializer=keras.initializers.RandomNormal(),
-                dtype="float32",
-                trainable=False,
-                aggregation="only_first_replica",
-            )
-            self._vectors.append((u, v))
         self._advance(self._master_kernel(), self.warmup_iterations)
         self.built = True
 
