@@ -162,8 +162,8 @@ def _sample_files(inputs):
     return frame[frame["seed"] == frame["seed"].min()]
 
 
-def samples(inputs, out):
-    """Generated vs held-out toy samples with the critic's contours (lowest seed)."""
+def _method_grid(inputs, draw):
+    """One panel per (dataset, method) of the lowest seed; ``draw(ax, path)`` fills it."""
     files = _sample_files(inputs)
     datasets = order(files["dataset"].unique(), DATASET_ORDER)
     methods = order(files["method"].unique(), METHOD_ORDER)
@@ -175,13 +175,23 @@ def samples(inputs, out):
             if row.empty:
                 ax.axis("off")
                 continue
-            data = np.load(row["path"].iloc[0])
-            ax.contour(data["grid_x"], data["grid_y"], data["critic"], levels=15, cmap="Greys", linewidths=0.6)
-            ax.scatter(*data["real"].T, s=2, c="tab:blue", alpha=0.4, label="held-out data")
-            ax.scatter(*data["fake"].T, s=2, c="tab:orange", alpha=0.5, label="generated")
+            draw(ax, row["path"].iloc[0])
             ax.set_title(f"{dataset} / {METHOD_LABEL[method]}", fontsize=9)
-            ax.set_xticks([])
-            ax.set_yticks([])
+    return fig, axes
+
+
+def samples(inputs, out):
+    """Generated vs held-out toy samples with the critic's contours (lowest seed)."""
+
+    def draw(ax, path):
+        data = np.load(path)
+        ax.contour(data["grid_x"], data["grid_y"], data["critic"], levels=15, cmap="Greys", linewidths=0.6)
+        ax.scatter(*data["real"].T, s=2, c="tab:blue", alpha=0.4, label="held-out data")
+        ax.scatter(*data["fake"].T, s=2, c="tab:orange", alpha=0.5, label="generated")
+        ax.set_xticks([])
+        ax.set_yticks([])
+
+    fig, axes = _method_grid(inputs, draw)
     axes[0, 0].legend(fontsize=7, markerscale=4)
     fig.suptitle("Samples and critic contours")
     io.save_figure(fig, out)
@@ -189,25 +199,18 @@ def samples(inputs, out):
 
 def images(inputs, out):
     """8x8 grids of generated images (lowest seed) per dataset and method."""
-    files = _sample_files(inputs)
-    datasets = order(files["dataset"].unique(), DATASET_ORDER)
-    methods = order(files["method"].unique(), METHOD_ORDER)
-    fig, axes = plt.subplots(len(datasets), len(methods), figsize=(4 * len(methods), 4 * len(datasets)), squeeze=False)
-    for i, dataset in enumerate(datasets):
-        for j, method in enumerate(methods):
-            ax = axes[i, j]
-            ax.axis("off")
-            row = files[(files["dataset"] == dataset) & (files["method"] == method)]
-            if row.empty:
-                continue
-            imgs = np.load(row["path"].iloc[0])["images"]
-            n = int(np.sqrt(len(imgs)))
-            imgs = (np.clip(imgs[: n * n], -1, 1) + 1) / 2
-            imgs = np.pad(imgs, ((0, 0), (0, 1), (0, 1), (0, 0)), constant_values=0.5)  # grey separators
-            h, w, c = imgs.shape[1:]
-            grid = imgs.reshape(n, n, h, w, c).transpose(0, 2, 1, 3, 4).reshape(n * h, n * w, c)
-            ax.imshow(grid.squeeze(-1) if c == 1 else grid, cmap="gray" if c == 1 else None, vmin=0, vmax=1)
-            ax.set_title(f"{dataset} / {METHOD_LABEL[method]}", fontsize=9)
+
+    def draw(ax, path):
+        ax.axis("off")
+        imgs = np.load(path)["images"]
+        n = int(np.sqrt(len(imgs)))
+        imgs = (np.clip(imgs[: n * n], -1, 1) + 1) / 2
+        imgs = np.pad(imgs, ((0, 0), (0, 1), (0, 1), (0, 0)), constant_values=0.5)  # grey separators
+        h, w, c = imgs.shape[1:]
+        grid = imgs.reshape(n, n, h, w, c).transpose(0, 2, 1, 3, 4).reshape(n * h, n * w, c)
+        ax.imshow(grid.squeeze(-1) if c == 1 else grid, cmap="gray" if c == 1 else None, vmin=0, vmax=1)
+
+    fig, _ = _method_grid(inputs, draw)
     fig.suptitle("Generated images")
     io.save_figure(fig, out)
 
