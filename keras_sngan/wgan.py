@@ -408,6 +408,48 @@ class WGAN(keras.Model):
         alpha = ops.reshape(alpha, (-1,) + (1,) * (len(real.shape) - 1))
         return alpha * real + (1.0 - alpha) * fake
 
+    def critic_diagnostics(self, real):
+        """The critic's objective and per-layer weight-gradient norms, without an update.
+
+        On one batch of real samples (and fresh noise and interpolates from
+        the model's seed generator), computes the loss a critic iteration of
+        `train_step` minimizes (``-W``, plus ``gp_weight`` times the penalty for
+        ``"gp"``) at the current weights, in inference mode (SN vectors are
+        not advanced). Useful for the state before training (iteration 0).
+
+        Returns:
+            ``(metrics, {layer_name: weight-gradient norm})`` where metrics has
+            ``critic_loss, wasserstein, generator_loss, gradient_penalty, grad_norm``.
+        """
+        real = ops.convert_to_tensor(real, "float32")
+        batch = int(real.shape[0])
+        replica = (0, 1)
+        noise = self._noise(batch, replica)
+        fake = ops.cast(self.generator(noise, training=False), "float32")
+        layers = kernel_layers(self.critic)
+        kernels = [kernel for _, _, kernel in layers]
+        x_hat = self._interpolates(real, fake, replica)
+        with tf.GradientTape() as tape:
+            scores = self._scores(ops.concatenate([real, fake], axis=0), training=False)
+            wasserstein = ops.mean(scores[:batch]) - ops.mean(scores[batch:])
+            norms = self._input_gradient_norm(x_hat, training=False)
+            loss = -wasserstein
+            if self.lipschitz == "gp":
+                loss = loss + self.gp_weight * ops.mean(ops.square(norms - 1.0))
+        grads = tape.gradient(loss, kernels)
+        metrics = {
+            "critic_loss": float(loss),
+            "wasserstein": float(wasserstein),
+            "generator_loss": float(-ops.mean(scores[batch:])),
+            "gradient_penalty": float(ops.mean(ops.square(norms - 1.0))),
+            "grad_norm": float(ops.mean(norms)),
+        }
+        per_layer = {
+            name: float(ops.sqrt(ops.sum(ops.square(g)))) if g is not None else float("nan")
+            for (name, _, _), g in zip(layers, grads)
+        }
+        return metrics, per_layer
+
     def _input_gradient_norm(self, x_hat, training):
         with tf.GradientTape() as tape:
             tape.watch(x_hat)

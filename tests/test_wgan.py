@@ -394,3 +394,29 @@ def test_validation_is_refused_before_training():
     with pytest.raises(ValueError, match="no validation step"):
         gan.evaluate(toy_dataset(), verbose=0)
     assert_weights_close(before, all_weights(gan), rtol=0, atol=0)
+
+
+def test_critic_diagnostics_match_a_linear_critic_by_hand():
+    """f(x) = w.x + b and a constant generator: every number is known in closed form."""
+    critic = keras.Sequential([keras.Input((2,)), keras.layers.Dense(1, name="linear")])
+    w = np.array([[3.0], [4.0]], "float32")
+    critic.layers[0].kernel.assign(w)
+    generator = models.toy_generator(width=8, depth=1)
+    for variable in generator.weights:
+        variable.assign(np.zeros(variable.shape, "float32"))
+    constant = np.array([0.5, -0.5], "float32")
+    generator.layers[-1].bias.assign(constant)  # every fake sample is `constant`
+    gan = WGAN(critic, generator, latent_dim=2, lipschitz="gp", n_critic=1, gp_weight=2.0)
+    before = all_weights(gan)
+    real = toy_data(steps=1)[:BATCH]
+    metrics, per_layer = gan.critic_diagnostics(real)
+
+    wasserstein = float((real.mean(0) - constant) @ w[:, 0])
+    assert metrics["wasserstein"] == pytest.approx(wasserstein, rel=1e-5)
+    assert metrics["grad_norm"] == pytest.approx(5.0, rel=1e-5)
+    assert metrics["gradient_penalty"] == pytest.approx(16.0, rel=1e-5)
+    assert metrics["critic_loss"] == pytest.approx(-wasserstein + 2.0 * 16.0, rel=1e-5)
+    # d/dw [-(mean real - c).w + lambda (||w|| - 1)^2] = -(mean real - c) + 2 lambda (||w|| - 1) w / ||w||
+    grad = -(real.mean(0) - constant) + 2 * 2.0 * (5.0 - 1.0) * w[:, 0] / 5.0
+    assert per_layer == {"linear": pytest.approx(float(np.linalg.norm(grad)), rel=1e-5)}
+    assert_weights_close(before, all_weights(gan), rtol=0, atol=0)

@@ -92,51 +92,6 @@ def make_optimizer(spec: dict):
 
 
 # --------------------------------------------------------------------------- diagnostics
-def layer_gradient_norms(gan, real):
-    """Critic loss, Wasserstein estimate and per-layer weight-gradient norms on one batch.
-
-    The loss is the one `WGAN.train_step` minimizes (``-W``, plus
-    ``gp_weight`` times the penalty for ``"gp"``), at the current weights and
-    with no update. Used for iteration 0.
-
-    Returns:
-        ``(metrics, {layer_name: norm})``.
-    """
-    import tensorflow as tf
-    from keras import ops
-
-    from keras_sngan.wgan import kernel_layers
-
-    real = ops.convert_to_tensor(real, "float32")
-    batch = int(real.shape[0])
-    replica = (0, 1)
-    noise = gan._noise(batch, replica)
-    fake = ops.cast(gan.generator(noise, training=False), "float32")
-    layers = kernel_layers(gan.critic)
-    kernels = [kernel for _, _, kernel in layers]
-    x_hat = gan._interpolates(real, fake, replica)
-    with tf.GradientTape() as tape:
-        scores = gan._scores(ops.concatenate([real, fake], axis=0), training=False)
-        wasserstein = ops.mean(scores[:batch]) - ops.mean(scores[batch:])
-        norms = gan._input_gradient_norm(x_hat, training=False)
-        loss = -wasserstein
-        if gan.lipschitz == "gp":
-            loss = loss + gan.gp_weight * ops.mean(ops.square(norms - 1.0))
-    grads = tape.gradient(loss, kernels)
-    metrics = {
-        "critic_loss": float(loss),
-        "wasserstein": float(wasserstein),
-        "generator_loss": float(-ops.mean(scores[batch:])),
-        "gradient_penalty": float(ops.mean(ops.square(norms - 1.0))),
-        "grad_norm": float(ops.mean(norms)),
-    }
-    per_layer = {
-        name: (float(ops.sqrt(ops.sum(ops.square(g)))) if g is not None else float("nan"))
-        for (name, _, _), g in zip(layers, grads)
-    }
-    return metrics, per_layer
-
-
 def _spectral_norms(critic):
     from keras_sngan.callbacks import effective_kernel, spectral_norm
     from keras_sngan.wgan import kernel_layers
@@ -195,7 +150,7 @@ def _make_recorder_class():
             self._previous = {}
 
         def _record_initial(self):
-            metrics, grads = layer_gradient_norms(self.model, self.first_batch)
+            metrics, grads = self.model.critic_diagnostics(self.first_batch)
             self.history.append({"iteration": 0, **metrics})
             norms = _spectral_norms(self.model.critic)
             for depth, (name, value) in enumerate(grads.items()):
