@@ -5,6 +5,8 @@ from __future__ import annotations
 import keras
 from keras import ops
 
+from keras_sngan.validation import check_number
+
 
 @keras.saving.register_keras_serializable(package="keras_sngan")
 class WeightClipping(keras.constraints.Constraint):
@@ -26,15 +28,7 @@ class WeightClipping(keras.constraints.Constraint):
     """
 
     def __init__(self, clip_value: float = 0.01):
-        try:
-            value = float(clip_value)
-        except (TypeError, ValueError):
-            value = float("nan")
-        if not value > 0 or value == float("inf"):
-            raise ValueError(
-                f"WeightClipping: `clip_value` must be a finite number > 0, received {clip_value!r}."
-            )
-        self.clip_value = value
+        self.clip_value = check_number("clip_value", clip_value, owner="WeightClipping")
 
     def __call__(self, w):
         return ops.clip(w, -self.clip_value, self.clip_value)

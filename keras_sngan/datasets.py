@@ -36,6 +36,8 @@ from typing import NamedTuple
 
 import numpy as np
 
+from keras_sngan.validation import check_int
+
 TOY_DATASETS = ("8gaussians", "25gaussians", "swissroll")
 """Names of the built-in 2-D toy sets (infinite-sample generators)."""
 
@@ -165,7 +167,7 @@ def sample_toy(name: str, n: int, seed: int | None = None) -> np.ndarray:
     """
     if name not in TOY_DATASETS:
         raise ValueError(f"sample_toy: `name` must be one of {TOY_DATASETS}, received {name!r}.")
-    n = _check_positive_int("sample_toy", "n", n)
+    n = check_int("n", n, 1, owner="sample_toy")
     rng = np.random.default_rng(seed)
     if name == "swissroll":
         from sklearn.datasets import make_swiss_roll
@@ -424,13 +426,13 @@ def load_dataset(
 
     if not isinstance(name, str):
         raise ValueError(f"load_dataset: `name` must be a string, received {name!r}.")
-    batch_size = _check_positive_int("load_dataset", "batch_size", batch_size)
-    n_critic = _check_positive_int("load_dataset", "n_critic", n_critic)
+    batch_size = check_int("batch_size", batch_size, 1, owner="load_dataset")
+    n_critic = check_int("n_critic", n_critic, 1, owner="load_dataset")
     if train_size is not None:
-        train_size = _check_positive_int("load_dataset", "train_size", train_size)
+        train_size = check_int("train_size", train_size, 1, owner="load_dataset")
     if heldout_size is not None:
-        heldout_size = _check_positive_int("load_dataset", "heldout_size", heldout_size)
-    shuffle_buffer = _check_positive_int("load_dataset", "shuffle_buffer", shuffle_buffer)
+        heldout_size = check_int("heldout_size", heldout_size, 1, owner="load_dataset")
+    shuffle_buffer = check_int("shuffle_buffer", shuffle_buffer, 1, owner="load_dataset")
     for param, value in (("split", split), ("heldout_split", heldout_split)):
         if not isinstance(value, str) or not value:
             raise ValueError(
@@ -529,7 +531,7 @@ def load_arrays(
         ((360, 8, 8, 1), (360,))
     """
     if n is not None:
-        n = _check_positive_int("load_arrays", "n", n)
+        n = check_int("n", n, 1, owner="load_arrays")
     key = name.lower() if isinstance(name, str) else name
     if key in BUILTIN_DATASETS and split not in ("train", "test"):
         raise ValueError(
@@ -557,12 +559,6 @@ def _batch(ds, step: int):
     import tensorflow as tf
 
     return ds.batch(step, drop_remainder=True).prefetch(tf.data.AUTOTUNE)
-
-
-def _check_positive_int(fn: str, param: str, value) -> int:
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
-        raise ValueError(f"{fn}: `{param}` must be an integer >= 1, received {value!r}.")
-    return int(value)
 
 
 def _check_fits(name: str, step: int, batch_size: int, n_critic: int, n_train: int) -> None:

@@ -25,6 +25,7 @@ from keras import ops
 
 from keras_sngan import linear_maps as lm
 from keras_sngan.spectral_normalization import SpectralNormalization
+from keras_sngan.validation import check_int
 
 
 @lru_cache(maxsize=None)
@@ -272,9 +273,8 @@ def lipschitz_lower_bound(
     """
     import tensorflow as tf
 
-    for name, value, low in (("n_starts", n_starts, 1), ("steps", steps, 0)):
-        if isinstance(value, bool) or not isinstance(value, int) or value < low:
-            raise ValueError(f"`{name}` must be an integer >= {low}, received {value!r}.")
+    check_int("n_starts", n_starts, 1, owner="lipschitz_lower_bound")
+    check_int("steps", steps, 0, owner="lipschitz_lower_bound")
     shape = tuple(model.input_shape[1:])
     if any(d is None for d in shape):
         raise ValueError(f"lipschitz_lower_bound needs a fixed input shape, model has {model.input_shape}.")

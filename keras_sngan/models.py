@@ -18,15 +18,10 @@ from __future__ import annotations
 import keras
 
 from keras_sngan.constraints import WeightClipping
+from keras_sngan.validation import check_int, check_number
 
 LIPSCHITZ_METHODS = ("sn", "clip", "gp", "none")
 ACTIVATIONS = ("relu", "leaky_relu", "gelu", "swish")
-
-
-def _check_int(builder, name, value, minimum):
-    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
-        raise ValueError(f"{builder}: `{name}` must be an integer >= {minimum}, received {value!r}.")
-    return value
 
 
 def _check_critic_args(builder, lipschitz, sn_method, sn_scale, clip_value, activation):
@@ -45,12 +40,7 @@ def _check_critic_args(builder, lipschitz, sn_method, sn_scale, clip_value, acti
             raise ValueError(
                 f"{builder}: `sn_method` must be one of {tuple(METHODS)}, received {sn_method!r}."
             )
-        try:
-            ok = float(sn_scale) > 0 and float(sn_scale) != float("inf")
-        except (TypeError, ValueError):
-            ok = False
-        if not ok:
-            raise ValueError(f"{builder}: `sn_scale` must be a finite number > 0, received {sn_scale!r}.")
+        check_number("sn_scale", sn_scale, owner=builder)
     if lipschitz == "clip":
         WeightClipping(clip_value)  # validates, message names `clip_value`
 
@@ -98,10 +88,10 @@ def toy_generator(latent_dim=2, output_dim=2, width=512, depth=3, name="toy_gene
         Gulrajani et al. "Improved Training of Wasserstein GANs", NeurIPS 2017
         (gan_toy.py).
     """
-    _check_int("toy_generator", "latent_dim", latent_dim, 1)
-    _check_int("toy_generator", "output_dim", output_dim, 1)
-    _check_int("toy_generator", "width", width, 1)
-    _check_int("toy_generator", "depth", depth, 0)
+    check_int("latent_dim", latent_dim, 1, owner="toy_generator")
+    check_int("output_dim", output_dim, 1, owner="toy_generator")
+    check_int("width", width, 1, owner="toy_generator")
+    check_int("depth", depth, 0, owner="toy_generator")
     inputs = keras.Input(shape=(latent_dim,), name="noise")
     x = inputs
     for i in range(depth):
@@ -144,10 +134,10 @@ def toy_critic(
     Reference:
         Gulrajani et al. "Improved Training of Wasserstein GANs", NeurIPS 2017.
     """
-    _check_int("toy_critic", "input_dim", input_dim, 1)
-    _check_int("toy_critic", "width", width, 1)
-    _check_int("toy_critic", "depth", depth, 0)
-    _check_int("toy_critic", "sn_power_iterations", sn_power_iterations, 1)
+    check_int("input_dim", input_dim, 1, owner="toy_critic")
+    check_int("width", width, 1, owner="toy_critic")
+    check_int("depth", depth, 0, owner="toy_critic")
+    check_int("sn_power_iterations", sn_power_iterations, 1, owner="toy_critic")
     _check_critic_args("toy_critic", lipschitz, sn_method, sn_scale, clip_value, activation)
     linear = _LinearFactory(lipschitz, sn_method, sn_scale, sn_power_iterations, clip_value)
     inputs = keras.Input(shape=(input_dim,), name="samples")
@@ -170,8 +160,8 @@ def _upsamplings(image_size):
 
 
 def _check_image(builder, image_size, channels):
-    _check_int(builder, "image_size", image_size, 4)
-    _check_int(builder, "channels", channels, 1)
+    check_int("image_size", image_size, 4, owner=builder)
+    check_int("channels", channels, 1, owner=builder)
 
 
 def standard_generator(
@@ -200,9 +190,9 @@ def standard_generator(
         Miyato et al. "Spectral Normalization for Generative Adversarial
         Networks", ICLR 2018, Table 3.
     """
-    _check_int("standard_generator", "latent_dim", latent_dim, 1)
+    check_int("latent_dim", latent_dim, 1, owner="standard_generator")
     _check_image("standard_generator", image_size, channels)
-    _check_int("standard_generator", "base_channels", base_channels, 1)
+    check_int("base_channels", base_channels, 1, owner="standard_generator")
     count, start = _upsamplings(image_size)
     inputs = keras.Input(shape=(latent_dim,), name="noise")
     x = keras.layers.Dense(start * start * base_channels, name="project")(inputs)
@@ -262,8 +252,8 @@ def standard_critic(
         Networks", ICLR 2018, Table 3.
     """
     _check_image("standard_critic", image_size, channels)
-    _check_int("standard_critic", "base_channels", base_channels, 1)
-    _check_int("standard_critic", "sn_power_iterations", sn_power_iterations, 1)
+    check_int("base_channels", base_channels, 1, owner="standard_critic")
+    check_int("sn_power_iterations", sn_power_iterations, 1, owner="standard_critic")
     _check_critic_args("standard_critic", lipschitz, sn_method, sn_scale, clip_value, activation)
     linear = _LinearFactory(lipschitz, sn_method, sn_scale, sn_power_iterations, clip_value)
     c = base_channels

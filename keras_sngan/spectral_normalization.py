@@ -6,6 +6,7 @@ import keras
 from keras import ops
 
 from keras_sngan import linear_maps as lm
+from keras_sngan.validation import check_int, check_number
 
 METHODS = ("reshape", "bidirectional", "operator")
 
@@ -102,26 +103,12 @@ class SpectralNormalization(keras.layers.Wrapper):
                 f"SpectralNormalization cannot wrap quantized or LoRA-enabled layer "
                 f"{layer.name!r}: its effective kernel is not a single variable."
             )
-        if isinstance(power_iterations, bool) or not isinstance(power_iterations, int) or power_iterations < 1:
-            raise ValueError(
-                f"`power_iterations` must be an integer >= 1, received {power_iterations!r}."
-            )
-        if isinstance(warmup_iterations, bool) or not isinstance(warmup_iterations, int) or warmup_iterations < 1:
-            raise ValueError(
-                f"`warmup_iterations` must be an integer >= 1, received {warmup_iterations!r}."
-            )
+        self.power_iterations = check_int("power_iterations", power_iterations, 1)
+        self.warmup_iterations = check_int("warmup_iterations", warmup_iterations, 1)
         if method not in METHODS:
             raise ValueError(f"`method` must be one of {METHODS}, received {method!r}.")
-        try:
-            scale_value = float(scale)
-        except (TypeError, ValueError):
-            scale_value = float("nan")
-        if not (0 < scale_value < float("inf")):
-            raise ValueError(f"`scale` must be a finite number > 0, received {scale!r}.")
-        self.power_iterations = power_iterations
         self.method = method
-        self.scale = scale_value
-        self.warmup_iterations = warmup_iterations
+        self.scale = check_number("scale", scale)
 
     def build(self, input_shape=None):
         if self._kind in lm.CONVOLUTIONS and self.method == "operator":

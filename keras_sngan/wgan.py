@@ -21,13 +21,13 @@ slice, so a seeded run gives the same numbers on any number of replicas.
 
 from __future__ import annotations
 
-import math
 
 import keras
 import tensorflow as tf
 from keras import ops
 
 from keras_sngan.callbacks import TerminateOnNonFinite
+from keras_sngan.validation import check_int, check_number
 
 LIPSCHITZ_METHODS = ("clip", "gp", "sn", "none")
 
@@ -64,26 +64,6 @@ def kernel_layers(model):
         elif id(layer) not in wrapped and linear_maps.layer_kind(layer) is not None:
             found.append((layer.name, layer, linear_maps.kernel_variable(layer)))
     return found
-
-
-def _check_number(name, value, minimum, strict, allow_inf=False):
-    try:
-        number = float(value)
-    except (TypeError, ValueError):
-        number = float("nan")
-    ok = number > minimum if strict else number >= minimum
-    if not ok or (math.isinf(number) and not allow_inf) or isinstance(value, bool):
-        bound = f"> {minimum}" if strict else f">= {minimum}"
-        raise ValueError(f"WGAN: `{name}` must be a finite number {bound}, received {value!r}.")
-    return number
-
-
-def _check_int(name, value, minimum):
-    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
-        raise ValueError(
-            f"WGAN: `{name}` must be an integer >= {minimum}, received {value!r}."
-        )
-    return value
 
 
 def _replica_info():
@@ -185,10 +165,10 @@ class WGAN(keras.Model):
                 f"WGAN: `generator` must be a keras.Model, received {generator!r}."
             )
         self.lipschitz = lipschitz
-        self.latent_dim = _check_int("latent_dim", latent_dim, 1)
-        self.n_critic = _check_int("n_critic", n_critic, 1)
-        self.gp_weight = _check_number("gp_weight", gp_weight, 0.0, strict=False)
-        self.clip_value = _check_number("clip_value", clip_value, 0.0, strict=True)
+        self.latent_dim = check_int("latent_dim", latent_dim, 1, owner="WGAN")
+        self.n_critic = check_int("n_critic", n_critic, 1, owner="WGAN")
+        self.gp_weight = check_number("gp_weight", gp_weight, 0.0, strict=False, owner="WGAN")
+        self.clip_value = check_number("clip_value", clip_value, 0.0, owner="WGAN")
         self.track_layer_stats = bool(track_layer_stats)
         self.seed = seed
         self.critic = critic
