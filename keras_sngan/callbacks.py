@@ -22,9 +22,14 @@ class TerminateOnNonFinite(keras.callbacks.Callback):
     run fails loudly (also inside a pipeline). `keras_sngan.wgan.WGAN.fit`
     adds it by default.
 
+    Which metrics are watched: ``monitor`` if given; otherwise the model's
+    ``loss_metric_names`` if it declares them (a `keras_sngan.wgan.WGAN`
+    watches its losses, not its per-layer gradient norms, which are ``inf``
+    on a routine mixed-precision step that the loss-scale optimizer skips);
+    otherwise every logged metric.
+
     Args:
-        monitor: names of the logged metrics to check; ``None`` checks every
-            logged metric.
+        monitor: names of the logged metrics to check; ``None``: see above.
 
     Example:
         >>> gan.fit(ds, epochs=3, callbacks=[TerminateOnNonFinite()])
@@ -39,10 +44,16 @@ class TerminateOnNonFinite(keras.callbacks.Callback):
     def on_epoch_begin(self, epoch, logs=None):
         self._epoch = epoch
 
+    def _watched(self):
+        if self.monitor is not None:
+            return self.monitor
+        return getattr(self.model, "loss_metric_names", None)
+
     def on_train_batch_end(self, batch, logs=None):
         self._step += 1
+        watched = self._watched()
         for name, value in (logs or {}).items():
-            if self.monitor is not None and name not in self.monitor:
+            if watched is not None and name not in watched:
                 continue
             value = float(np.asarray(value))
             if not math.isfinite(value):
@@ -78,7 +89,7 @@ class LayerDiagnostics(keras.callbacks.Callback):
     """Record per-layer spectral norms (and gradient norms) of a WGAN's critic.
 
     Every ``every`` generator iterations, for each linear layer of the critic
-    (see `keras_sngan.wgan.kernel_layers`), records the spectral norm of its
+    (see `keras_sngan.model_layers.kernel_layers`), records the spectral norm of its
     effective kernel (exact SVD of the kernel reshaped to ``(-1, out)``, outside
     the compiled step) and, if the WGAN was built with
     ``track_layer_stats=True``, the weight-gradient norm logged by the step as
@@ -113,7 +124,7 @@ class LayerDiagnostics(keras.callbacks.Callback):
         self._iteration += 1
         if (self._iteration - 1) % self.every:
             return
-        from keras_sngan.wgan import kernel_layers
+        from keras_sngan.model_layers import kernel_layers
 
         logs = logs or {}
         for depth, (name, layer, _) in enumerate(kernel_layers(self.model.critic)):

@@ -8,11 +8,18 @@ layer spectral norms and the critic's train vs held-out Wasserstein estimate.
 Iteration 0 (the initialized models, before any update) is recorded too, so
 an initialization effect is not mistaken for a training effect.
 
-Resuming: `keras.callbacks.BackupAndRestore` saves the models and both
-optimizers after every epoch into ``checkpoint_dir`` (keep it outside any
-pipeline output: Snakemake deletes the outputs of a failed job), and the
-recorder saves its rows there first, so a killed run restarts from its last
-epoch with its history intact. The backup is deleted when training ends.
+Resuming: after every epoch a crash-safe checkpoint
+(:mod:`keras_sngan.experiments.checkpoints`: models, their state, both
+optimizers, the noise generator and the recorder's tables, written
+atomically) goes into ``checkpoint_dir`` (keep it outside any pipeline
+output: Snakemake deletes the outputs of a failed job), and the data order is
+a pure function of (seed, step) (:mod:`keras_sngan.experiments.data_stream`).
+Running the same :func:`train` call again after a kill resumes from the last
+complete epoch, and on CPU the outputs equal an uninterrupted run's byte for
+byte (except the wall-clock fields of ``run.json``: ``seconds_per_iteration``,
+``wall_seconds_this_process``, and ``resumed_from_epoch``). A kill costs at
+most one epoch of work. The checkpoints are deleted when the outputs are
+written.
 
 :func:`evaluate` loads the trained models and computes the final metrics:
 exact W1 with its real-vs-real floor, VEEGAN high-quality fraction and modes
@@ -29,7 +36,7 @@ import time
 import numpy as np
 import pandas as pd
 
-from keras_sngan.experiments import io
+from keras_sngan.experiments import checkpoints, data_stream, io
 
 METHODS = ("clip", "gp", "sn")
 OPTIMIZERS = ("adam", "rmsprop")
@@ -94,7 +101,7 @@ def make_optimizer(spec: dict):
 # --------------------------------------------------------------------------- diagnostics
 def _spectral_norms(critic):
     from keras_sngan.callbacks import effective_kernel, spectral_norm
-    from keras_sngan.wgan import kernel_layers
+    from keras_sngan.model_layers import kernel_layers
 
     return {name: spectral_norm(effective_kernel(layer)) for name, layer, _ in kernel_layers(critic)}
 
@@ -103,27 +110,37 @@ def _make_recorder_class():
     import keras
 
     class DiagnosticsRecorder(keras.callbacks.Callback):
-        """Per-iteration metrics, per-layer stats and the train/held-out gap, resumable.
+        """Per-iteration metrics, per-layer stats and the train/held-out gap.
 
-        Rows live in memory and are saved (atomically) to ``state_path`` at
-        every epoch end, *before* `BackupAndRestore` saves the weights (this
-        callback must come first in the list). On resume, rows past the
-        restored epoch are dropped.
+        Every generator iteration adds one ``history`` row with the values the
+        WGAN step logged for that iteration (no running-mean arithmetic), one
+        ``layers`` row per linear critic layer (weight-gradient norm; spectral
+        norm every ``stats_every`` iterations), and every ``stats_every``
+        iterations a ``gap`` row. Iteration 0 (before any update) is recorded
+        when a fresh run starts. :meth:`state` / :meth:`restore` move the
+        tables in and out of a checkpoint; put this callback before the
+        checkpointing one so that an epoch is complete when it is saved.
         """
 
         METRICS = ("critic_loss", "wasserstein", "generator_loss", "gradient_penalty", "grad_norm")
 
-        def __init__(self, state_path, steps_per_epoch, stats_every, first_batch, train_real, heldout_real, latent_dim, gap_samples, seed):
+        def __init__(self, steps_per_epoch, stats_every, first_batch, train_real, heldout_real, latent_dim, gap_samples, seed):
             super().__init__()
-            self.state_path = state_path
             self.steps_per_epoch = steps_per_epoch
             self.stats_every = stats_every
             self.first_batch = first_batch
             self.train_real, self.heldout_real = train_real, heldout_real
             self.latent_dim, self.gap_samples, self.seed = latent_dim, gap_samples, seed
             self.history, self.layers, self.gap, self.epoch_seconds = [], [], [], []
-            self.iteration = None
-            self.resumed_from_epoch = 0
+            self.iteration = 0
+
+        def state(self) -> dict:
+            return {"history": self.history, "layers": self.layers, "gap": self.gap, "epoch_seconds": self.epoch_seconds}
+
+        def restore(self, state: dict, epoch: int) -> None:
+            self.history, self.layers, self.gap = state["history"], state["layers"], state["gap"]
+            self.epoch_seconds = state["epoch_seconds"]
+            self.iteration = epoch * self.steps_per_epoch
 
         def _gap_row(self, iteration):
             from keras_sngan.metrics import critic_generalization_gap
@@ -135,19 +152,9 @@ def _make_recorder_class():
             return {"iteration": iteration, **{k: row[k] for k in ("w_train", "w_heldout", "gap")}}
 
         def on_epoch_begin(self, epoch, logs=None):
-            if self.iteration is None:  # first epoch of this process: fresh start or resume
-                self.iteration = epoch * self.steps_per_epoch
-                if epoch > 0 and os.path.exists(self.state_path):
-                    with open(self.state_path) as handle:
-                        state = json.load(handle)
-                    keep = lambda rows: [r for r in rows if r["iteration"] <= self.iteration]  # noqa: E731
-                    self.history, self.layers, self.gap = keep(state["history"]), keep(state["layers"]), keep(state["gap"])
-                    self.epoch_seconds = state["epoch_seconds"][:epoch]
-                    self.resumed_from_epoch = epoch
-                else:
-                    self._record_initial()
+            if epoch == 0 and not self.history:
+                self._record_initial()
             self._epoch_start = time.perf_counter()
-            self._previous = {}
 
         def _record_initial(self):
             metrics, grads = self.model.critic_diagnostics(self.first_batch)
@@ -158,17 +165,9 @@ def _make_recorder_class():
             self.gap.append(self._gap_row(0))
 
         def on_train_batch_end(self, batch, logs=None):
-            # Keras logs running means over the epoch; recover this iteration's
-            # value: v_k = (k + 1) m_k - k m_(k-1) for batch index k.
             self.iteration += 1
             logs = logs or {}
-            row = {"iteration": self.iteration}
-            for m in self.METRICS:
-                if m in logs:
-                    mean = float(logs[m])
-                    row[m] = mean if batch == 0 else (batch + 1) * mean - batch * self._previous[m]
-                    self._previous[m] = mean
-            self.history.append(row)
+            self.history.append({"iteration": self.iteration, **{m: float(logs[m]) for m in self.METRICS if m in logs}})
             record_stats = self.iteration % self.stats_every == 0
             norms = _spectral_norms(self.model.critic) if record_stats else {}
             layer_names = [k.split("/", 1)[1] for k in logs if k.startswith("layer_grad_norm/")]
@@ -185,8 +184,6 @@ def _make_recorder_class():
 
         def on_epoch_end(self, epoch, logs=None):
             self.epoch_seconds.append(time.perf_counter() - self._epoch_start)
-            state = {"history": self.history, "layers": self.layers, "gap": self.gap, "epoch_seconds": self.epoch_seconds}
-            io.write_json(self.state_path, state)
 
     return DiagnosticsRecorder
 
@@ -272,8 +269,9 @@ def train(
         stats_every: iterations between spectral-norm / gap records.
         gap_samples: samples per Wasserstein estimate of the gap.
         train_size: toy training-set size (default: the dataset module's).
-        checkpoint_dir: `BackupAndRestore` directory (default
-            ``<out_dir>/checkpoints``); must not be a pipeline output.
+        checkpoint_dir: checkpoint directory (default
+            ``<out_dir>/checkpoints``); must not be a pipeline output. A run
+            whose directory holds a valid checkpoint resumes from it.
         threads: TensorFlow intra-op threads.
         verbose: Keras ``fit`` verbosity (2: one line per epoch).
         callbacks: extra Keras callbacks, run after the checkpointing ones.
@@ -281,17 +279,60 @@ def train(
     _check_run_args(dataset, method, iterations, batch_size, n_critic, epochs, stats_every)
     optimizer = dict(optimizer or {"name": "adam", "learning_rate": 1e-4})
     make_optimizer(optimizer)  # validate before any expensive work
-    io.configure_tensorflow(threads, seed)
-    import keras
-
-    from keras_sngan import datasets
-    from keras_sngan.wgan import WGAN
-
     model = dict(model or {})
     model.setdefault("clip_value", clip_value)
-    data = datasets.load_dataset(dataset, batch_size=batch_size, n_critic=n_critic, seed=seed, train_size=train_size)
+    params = dict(
+        dataset=dataset, method=method, seed=seed, iterations=iterations, batch_size=batch_size,
+        n_critic=n_critic, model=model, optimizer=optimizer, gp_weight=gp_weight, clip_value=clip_value,
+        epochs=epochs, stats_every=stats_every, gap_samples=gap_samples, train_size=train_size,
+    )
+    io.configure_tensorflow(threads, seed)
+
+    from keras_sngan.wgan import WGAN
+
     train_real, heldout_real = training_arrays(dataset, seed, train_size)
-    critic, generator, latent_dim = build_models(dataset, method, model, data.sample_shape)
+    data_stream.steps_per_pass(len(train_real), batch_size, n_critic)  # clear error if too small
+    gan, latent_dim = _build_wgan(dataset, method, model, optimizer, seed, n_critic, gp_weight, clip_value, train_real.shape[1:], WGAN)
+
+    steps = iterations // epochs
+    store = checkpoints.CheckpointStore(
+        checkpoint_dir or os.path.join(out_dir, "checkpoints"), checkpoints.fingerprint(params)
+    )
+    first_batch = next(iter(data_stream.training_stream(train_real, batch_size, n_critic, seed, 0, 1)))
+    recorder = _make_recorder_class()(
+        steps, stats_every, first_batch[::n_critic][:batch_size], train_real, heldout_real, latent_dim,
+        min(gap_samples, len(heldout_real)), seed,
+    )
+    resumed_from_epoch = _resume(store, gan, recorder)
+    start = time.perf_counter()
+    if resumed_from_epoch < epochs:
+        stream = data_stream.training_stream(
+            train_real, batch_size, n_critic, seed, resumed_from_epoch * steps, (epochs - resumed_from_epoch) * steps
+        )
+        save = checkpoints.make_checkpoint_callback(store, recorder.state, steps)
+        gan.fit(
+            stream, initial_epoch=resumed_from_epoch, epochs=epochs, steps_per_epoch=steps,
+            callbacks=[recorder, save, *callbacks], verbose=verbose,
+        )
+    wall = time.perf_counter() - start
+
+    info = {
+        **{k: params[k] for k in ("dataset", "method", "seed", "iterations", "batch_size", "n_critic")},
+        "latent_dim": latent_dim,
+        **{k: params[k] for k in ("model", "optimizer", "gp_weight", "clip_value", "train_size")},
+        **_timing(recorder.epoch_seconds, steps, wall),
+        "resumed_from_epoch": resumed_from_epoch,
+    }
+    _write_outputs(out_dir, recorder, gan, info)
+    store.clear()
+    return info
+
+
+def _build_wgan(dataset, method, model, optimizer, seed, n_critic, gp_weight, clip_value, sample_shape, WGAN):
+    """The compiled WGAN of a run (fresh weights from the seed)."""
+    import keras
+
+    critic, generator, latent_dim = build_models(dataset, method, model, sample_shape)
     gan = WGAN(
         critic, generator, latent_dim, lipschitz=method, n_critic=n_critic, gp_weight=gp_weight,
         clip_value=clip_value, track_layer_stats=True, seed=seed,
@@ -300,39 +341,37 @@ def train(
         for variable in critic.trainable_variables:
             variable.assign(keras.ops.clip(variable, -clip_value, clip_value))
     gan.compile(critic_optimizer=make_optimizer(optimizer), generator_optimizer=make_optimizer(optimizer))
+    return gan, latent_dim
 
-    checkpoint_dir = os.fspath(checkpoint_dir or os.path.join(out_dir, "checkpoints"))
-    os.makedirs(checkpoint_dir, exist_ok=True)
-    first_batch = next(iter(data.train))[::n_critic][:batch_size]
-    steps = iterations // epochs
-    recorder = _make_recorder_class()(
-        os.path.join(checkpoint_dir, "recorder.json"), steps, stats_every, first_batch,
-        train_real, heldout_real, latent_dim, min(gap_samples, len(heldout_real)), seed,
-    )
-    backup = keras.callbacks.BackupAndRestore(os.path.join(checkpoint_dir, "backup"))
-    start = time.perf_counter()
-    gan.fit(data.train.repeat(), epochs=epochs, steps_per_epoch=steps, callbacks=[recorder, backup, *callbacks], verbose=verbose)
-    wall = time.perf_counter() - start
 
+def _resume(store, gan, recorder) -> int:
+    """Load the newest valid checkpoint into ``gan`` and ``recorder``; return its epoch (0: fresh)."""
+    latest = store.latest()
+    if latest is None:
+        return 0
+    epoch, weights, state = latest
+    gan.load_weights(weights)
+    recorder.restore(state, epoch)
+    return epoch
+
+
+def _timing(epoch_seconds, steps, wall) -> dict:
+    """Wall-clock fields of ``run.json`` (they differ between runs; everything else does not)."""
+    timed = epoch_seconds[1:] or epoch_seconds  # the first epoch includes tracing
+    return {
+        "seconds_per_iteration": float(np.median(timed)) / steps if timed else float("nan"),
+        "wall_seconds_this_process": wall,
+    }
+
+
+def _write_outputs(out_dir, recorder, gan, info) -> None:
     io.write_csv(os.path.join(out_dir, "history.csv"), pd.DataFrame(recorder.history))
     io.write_csv(os.path.join(out_dir, "layers.csv"), pd.DataFrame(recorder.layers))
     io.write_csv(os.path.join(out_dir, "gap.csv"), pd.DataFrame(recorder.gap))
-    for name, net in (("critic", critic), ("generator", generator)):
+    for name, net in (("critic", gan.critic), ("generator", gan.generator)):
         with io.atomic_path(os.path.join(out_dir, f"{name}.keras")) as tmp:
             net.save(tmp)
-    timed = recorder.epoch_seconds[1:] or recorder.epoch_seconds  # first epoch includes tracing
-    info = {
-        "dataset": dataset, "method": method, "seed": seed, "iterations": iterations,
-        "batch_size": batch_size, "n_critic": n_critic, "latent_dim": latent_dim, "model": model,
-        "optimizer": optimizer, "gp_weight": gp_weight, "clip_value": clip_value, "train_size": train_size,
-        "seconds_per_iteration": float(np.median(timed)) / steps,
-        "wall_seconds_this_process": wall, "resumed_from_epoch": recorder.resumed_from_epoch,
-    }
     io.write_json(os.path.join(out_dir, "run.json"), info)
-    import shutil
-
-    shutil.rmtree(checkpoint_dir, ignore_errors=True)
-    return info
 
 
 # --------------------------------------------------------------------------- evaluate
