@@ -101,3 +101,83 @@ def test_ci_profile_end_to_end(tmp_path):
     rerun = _snakemake(*args, "-n")
     assert rerun.returncode == 0
     assert "Nothing to be done" in rerun.stdout + rerun.stderr
+
+
+def _pipeline_run_files(results):
+    run_dir = results / "runs" / "compare" / "8gaussians" / "sn" / "seed0"
+    return run_dir, sorted(p.name for p in run_dir.glob("*") if p.suffix in (".csv", ".json"))
+
+
+def _wait_for_pause(marker, process):
+    import time
+
+    deadline = time.monotonic() + 300
+    while not marker.exists():
+        assert process.poll() is None, process.communicate()[0][-3000:]
+        assert time.monotonic() < deadline, "the training job never reached its pause point"
+        time.sleep(0.05)
+    return int(marker.read_text().split()[1])
+
+
+@pytest.mark.slow
+def test_killed_pipeline_rerun_equals_uninterrupted_run(tmp_path):
+    """Ctrl-C snakemake mid-training, then SIGKILL its training job; the same command finishes exactly.
+
+    Compared: every CSV/JSON output of the training job, byte for byte,
+    except the wall-clock fields of run.json (seconds_per_iteration,
+    wall_seconds_this_process) and resumed_from_epoch.
+    """
+    import signal
+
+    from keras_sngan.experiments import checkpoints
+
+    def command(results):
+        target = results / "runs" / "compare" / "8gaussians" / "sn" / "seed0" / "run.json"
+        return [os.path.join(BIN, "snakemake"), str(target), "--cores", "2", "--configfile", "config/test.yaml",
+                "--config", f"results={results}"]
+
+    def env(pause=None):
+        env = dict(os.environ, PATH=f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}")
+        env["PYTHONPATH"] = ROOT + os.pathsep + env.get("PYTHONPATH", "")
+        env.pop(checkpoints.PAUSE_ENV, None)
+        if pause:
+            env[checkpoints.PAUSE_ENV] = pause
+        return env
+
+    reference = tmp_path / "reference"
+    done = subprocess.run(command(reference), cwd=ROOT, env=env(), capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-3000:]
+
+    results = tmp_path / "killed"
+    marker = results / "checkpoints" / "compare" / "8gaussians" / "sn" / "seed0" / "paused"
+    # config/test.yaml: 20 iterations in 2 epochs. 1) Ctrl-C (SIGINT to the
+    # process group, as a terminal sends it) after iteration 5: no checkpoint yet.
+    # 2) SIGKILL of the training job after iteration 15 (mid-epoch 2).
+    for pause, kill in (("step:5", "sigint-group"), ("step:15", "sigkill-job")):
+        if marker.exists():
+            marker.unlink()
+        process = subprocess.Popen(command(results), cwd=ROOT, env=env(pause), stdout=subprocess.PIPE,
+                                   stderr=subprocess.STDOUT, text=True, start_new_session=True)
+        job = _wait_for_pause(marker, process)
+        if kill == "sigint-group":
+            os.killpg(process.pid, signal.SIGINT)
+        else:
+            os.kill(job, signal.SIGKILL)
+        output = process.communicate(timeout=300)[0]
+        assert process.returncode != 0, output[-3000:]
+        assert not (results / "runs" / "compare" / "8gaussians" / "sn" / "seed0" / "run.json").exists()
+    rerun = subprocess.run(command(results), cwd=ROOT, env=env(), capture_output=True, text=True, timeout=600)
+    assert rerun.returncode == 0, rerun.stdout[-3000:] + rerun.stderr[-3000:]
+
+    ref_dir, ref_files = _pipeline_run_files(reference)
+    run_dir, files = _pipeline_run_files(results)
+    assert files == ref_files == ["gap.csv", "history.csv", "layers.csv", "run.json"]
+    for name in files:
+        if name == "run.json":
+            a, b = (json.loads((d / name).read_text()) for d in (ref_dir, run_dir))
+            assert b.pop("resumed_from_epoch") == 1 and a.pop("resumed_from_epoch") == 0
+            for key in ("seconds_per_iteration", "wall_seconds_this_process"):
+                a.pop(key), b.pop(key)
+            assert a == b
+        else:
+            assert (run_dir / name).read_bytes() == (ref_dir / name).read_bytes(), name

@@ -24,8 +24,8 @@ see :mod:`keras_sngan.experiments.data_stream`.
 Test hook: with ``KERAS_SNGAN_TEST_PAUSE=step:N`` a run stops (sleeps until
 killed) after generator iteration ``N``; with ``write:E`` it stops in the
 middle of writing the checkpoint of epoch ``E`` (files written, not yet
-renamed). It first creates ``<checkpoint_dir>/paused`` so that a test can kill
-it at exactly that point.
+renamed). It first creates ``<checkpoint_dir>/paused`` (holding the point and
+its process id) so that a test can kill it at exactly that point.
 """
 
 from __future__ import annotations
@@ -72,7 +72,7 @@ def pause_for_tests(point: str, directory) -> None:
         return
     marker = os.path.join(directory, "paused")
     with open(marker + ".tmp", "w") as handle:
-        handle.write(point)
+        handle.write(f"{point} {os.getpid()}")
     os.replace(marker + ".tmp", marker)
     while True:
         time.sleep(60)

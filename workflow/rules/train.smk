@@ -1,6 +1,11 @@
 # Experiments 3 and 4: WGAN training runs. Progress: one Keras line per epoch
-# (tee'd to the terminal and the log). A killed run resumes from its
-# BackupAndRestore directory under {CKPT}, which is not a declared output.
+# (tee'd to the terminal and the log). After every epoch a run writes a
+# crash-safe checkpoint under {CKPT}, which is not a declared output (Snakemake
+# deletes the outputs of a failed or interrupted job, never the checkpoint).
+# Rerunning the same snakemake command after Ctrl-C or a killed job resumes
+# the run from its last complete epoch, with the same numbers as an
+# uninterrupted run (tests/test_pipeline.py). After a kill -9 of snakemake
+# itself, run `snakemake --unlock` once first (Snakemake keeps its lock).
 
 
 wildcard_constraints:
