@@ -24,8 +24,8 @@ class TerminateOnNonFinite(keras.callbacks.Callback):
 
     Which metrics are watched: ``monitor`` if given; otherwise the model's
     ``loss_metric_names`` if it declares them (a `keras_sngan.wgan.WGAN`
-    watches its losses, not its per-layer gradient norms, which are ``inf``
-    on a routine mixed-precision step that the loss-scale optimizer skips);
+    watches its losses, not its per-layer gradient norms, which are not
+    finite on a routine mixed-precision step that the loss-scale optimizer skips);
     otherwise every logged metric.
 
     Args:

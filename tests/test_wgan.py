@@ -420,3 +420,160 @@ def test_critic_diagnostics_match_a_linear_critic_by_hand():
     grad = -(real.mean(0) - constant) + 2 * 2.0 * (5.0 - 1.0) * w[:, 0] / 5.0
     assert per_layer == {"linear": pytest.approx(float(np.linalg.norm(grad)), rel=1e-5)}
     assert_weights_close(before, all_weights(gan), rtol=0, atol=0)
+
+
+# ------------------------------------- the user's models: losses, modes, BN
+
+
+def test_regularization_losses_join_both_objectives():
+    """L2 on the critic kernel and on the generator bias, one SGD step, against a hand computation.
+
+    f(x) = w.x (kernel L2 0.5) and G(z) = z V + b with V = 0 (bias L2 0.25),
+    so every fake sample is b0 in the critic step. Critic step:
+    w1 = w0 - lr (-(mean real - b0) + 2 * 0.5 w0). Generator step (critic
+    at w1): d/db [-mean w1.(z V + b) + 0.25 ||b||^2] = -w1 + 0.5 b.
+    """
+    lr = 0.1
+    critic = keras.Sequential([keras.Input((2,)), keras.layers.Dense(
+        1, use_bias=False, kernel_regularizer=keras.regularizers.L2(0.5), name="linear")])
+    generator = keras.Sequential([keras.Input((2,)), keras.layers.Dense(
+        2, kernel_initializer="zeros", bias_initializer="ones",
+        bias_regularizer=keras.regularizers.L2(0.25), name="affine")])
+    gan = WGAN(critic, generator, latent_dim=2, lipschitz="none", n_critic=1)
+    gan.compile(critic_optimizer=keras.optimizers.SGD(lr), generator_optimizer=keras.optimizers.SGD(lr))
+    x = toy_data(steps=1)[:BATCH]
+    w0 = keras.ops.convert_to_numpy(critic.layers[0].kernel)[:, 0].astype("float64")
+    b0 = np.ones(2)
+    kept = {}
+
+    class Keep(keras.callbacks.Callback):
+        def on_train_batch_end(self, batch, logs=None):
+            kept.update(logs)
+
+    gan.fit(x, batch_size=BATCH, epochs=1, verbose=0, callbacks=[Keep()])
+    mean_real = x.astype("float64").mean(0)
+    w1 = w0 - lr * (-(mean_real - b0) + 2 * 0.5 * w0)
+    np.testing.assert_allclose(keras.ops.convert_to_numpy(critic.layers[0].kernel)[:, 0], w1, rtol=1e-5)
+    b1 = b0 - lr * (-w1 + 2 * 0.25 * b0)
+    np.testing.assert_allclose(keras.ops.convert_to_numpy(generator.layers[0].bias), b1, rtol=1e-5)
+    critic_objective = -(mean_real - b0) @ w0 + 0.5 * np.sum(w0**2)
+    assert kept["critic_loss"] == pytest.approx(critic_objective, rel=1e-5)
+
+
+def test_batch_normalization_critic_is_refused_with_gradient_penalty():
+    def critic(norm):
+        return keras.Sequential([keras.Input((2,)), keras.layers.Dense(4), norm, keras.layers.Dense(1)])
+
+    with pytest.raises(ValueError, match=r"lipschitz='gp'.*BatchNormalization layers \['bn'\].*LayerNormalization"):
+        WGAN(critic(keras.layers.BatchNormalization(name="bn")), models.toy_generator(width=4),
+             latent_dim=2, lipschitz="gp")
+    WGAN(critic(keras.layers.LayerNormalization()), models.toy_generator(width=4), latent_dim=2, lipschitz="gp")
+    WGAN(critic(keras.layers.BatchNormalization()), models.toy_generator(width=4), latent_dim=2, lipschitz="none")
+
+
+def test_generator_step_uses_the_training_mode_critic_without_changing_it():
+    """A BatchNormalization critic: the generator follows the batch-statistics function.
+
+    The generator's output is the constant b (zero kernel), so in training
+    mode BatchNorm subtracts the batch mean and the critic's output does not
+    depend on b: the generator step must leave b exactly unchanged (in
+    inference mode, with moving statistics, b would move). And it must not
+    touch the critic's moving statistics: after one step they hold exactly
+    one momentum update with the mean of the critic step's batch [real, fake].
+    """
+    momentum = 0.9
+    critic = keras.Sequential([keras.Input((2,)), keras.layers.BatchNormalization(momentum=momentum, name="bn"),
+                               keras.layers.Dense(1)])
+    generator = keras.Sequential([keras.Input((2,)), keras.layers.Dense(
+        2, kernel_initializer="zeros", bias_initializer="ones")])
+    gan = WGAN(critic, generator, latent_dim=2, lipschitz="none", n_critic=1)
+    gan.compile(critic_optimizer=keras.optimizers.SGD(0.0), generator_optimizer=keras.optimizers.SGD(0.5))
+    x = toy_data(steps=1)[:BATCH]
+    gan.fit(x, batch_size=BATCH, epochs=1, verbose=0)
+    # In inference mode the step would move b by about lr * |w| / sqrt(moving_var) ~ 0.1;
+    # in training mode only float32 rounding of a zero gradient is left.
+    np.testing.assert_allclose(keras.ops.convert_to_numpy(generator.layers[0].bias), np.ones(2), atol=1e-4)
+    batch_mean = np.concatenate([x, np.ones((BATCH, 2), "float32")]).mean(0)
+    moving_mean = keras.ops.convert_to_numpy(critic.get_layer("bn").moving_mean)
+    np.testing.assert_allclose(moving_mean, (1 - momentum) * batch_mean, rtol=1e-5)
+
+
+# ------------------------------------------------------- mixed precision
+
+
+class _KeepLogs(keras.callbacks.Callback):
+    def __init__(self):
+        super().__init__()
+        self.steps = []
+
+    def on_train_batch_end(self, batch, logs=None):
+        self.steps.append({k: float(v) for k, v in logs.items()})
+
+
+def test_loss_scale_overflow_steps_are_skipped_not_fatal():
+    """Forced overflow: a loss scale of 2**40 makes every float16 gradient inf.
+
+    The LossScaleOptimizer skips those updates and halves its scale; training
+    goes on (no NonFiniteLossError), the losses stay finite, the per-layer
+    gradient norms of the skipped steps are not finite, and the critic is unchanged.
+    """
+    keras.config.set_dtype_policy("mixed_float16")
+    gan = make_gan("sn", track_layer_stats=True)
+    opt = keras.optimizers.LossScaleOptimizer(adam(), initial_scale=2.0**40)
+    gan.compile(critic_optimizer=opt, generator_optimizer=adam())
+    before = [keras.ops.convert_to_numpy(w) for w in gan.critic.trainable_weights]
+    keep = _KeepLogs()
+    gan.fit(toy_dataset(steps=2), epochs=1, verbose=0, callbacks=[keep])
+    assert len(keep.steps) == 2
+    for step in keep.steps:
+        assert all(np.isfinite(step[m]) for m in gan.loss_metric_names), step
+        assert all(not np.isfinite(v) for k, v in step.items() if k.startswith("layer_grad_norm/")), step
+    assert float(keras.ops.convert_to_numpy(opt.dynamic_scale)) == 2.0 ** (40 - 2 * N_CRITIC)
+    for a, w in zip(before, gan.critic.trainable_weights):
+        np.testing.assert_array_equal(a, keras.ops.convert_to_numpy(w))
+
+
+def test_layer_gradient_norms_are_unscaled_with_the_scale_that_was_used():
+    """With dynamic_growth_steps=1 the scale doubles at every critic iteration.
+
+    Scaling by a power of two is exact in float16, so the unscaled per-layer
+    norms must equal those of a run whose scale never changes; dividing by
+    the scale read after apply_gradients would be off by exactly 2x.
+    """
+    runs = []
+    for growth in (1, 10**6):
+        keras.utils.set_random_seed(7)
+        keras.config.set_dtype_policy("mixed_float16")
+        gan = make_gan("gp", track_layer_stats=True, seed=1)
+        opt = keras.optimizers.LossScaleOptimizer(adam(), initial_scale=1.0, dynamic_growth_steps=growth)
+        gan.compile(critic_optimizer=opt, generator_optimizer=adam())
+        keep = _KeepLogs()
+        gan.fit(toy_dataset(steps=2), epochs=1, verbose=0, callbacks=[keep])
+        runs.append((float(keras.ops.convert_to_numpy(opt.dynamic_scale)), keep.steps))
+    (growing_scale, growing), (fixed_scale, fixed) = runs
+    assert growing_scale == 2.0 ** (2 * N_CRITIC) and fixed_scale == 1.0
+    names = [k for k in fixed[0] if k.startswith("layer_grad_norm/")]
+    assert names
+    for a, b in zip(growing, fixed):
+        for name in names:
+            assert a[name] == pytest.approx(b[name], rel=1e-2), name
+
+
+# ---------------------------------------------------- per-step values, spe
+
+
+def test_steps_per_execution_matches_one_step_per_execution(deterministic):
+    """steps_per_execution=2 trains exactly as 1 and logs the values of the steps it reports."""
+    runs = []
+    for spe in (1, 2):
+        keras.utils.set_random_seed(5)
+        gan = make_gan("gp", track_layer_stats=True, seed=2)
+        gan.compile(critic_optimizer=adam(), generator_optimizer=adam(), steps_per_execution=spe)
+        keep = _KeepLogs()
+        gan.fit(toy_dataset(steps=4), epochs=1, verbose=0, callbacks=[keep])
+        runs.append((all_weights(gan), keep.steps))
+    (w1, logs1), (w2, logs2) = runs
+    assert_weights_close(w1, w2, rtol=0, atol=0)
+    assert len(logs1) == 4 and len(logs2) == 2
+    assert logs2 == [logs1[1], logs1[3]]  # per-step values of steps 2 and 4, not running means
+    assert logs1[0] != logs1[1]

@@ -25,7 +25,7 @@ def layer_gradient_norms(layers, grads, scale, num_replicas):
     they are summed across replicas (the gradient the optimizer applies) and
     divided by the loss ``scale`` that was used for them (read before
     ``apply_gradients``). On a step the loss-scale optimizer skipped because
-    the scaled gradients overflowed, the norm is ``inf``.
+    the scaled gradients overflowed, the norm is not finite (``inf`` or ``nan``).
     """
     if not layers:
         return {}

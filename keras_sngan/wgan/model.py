@@ -72,7 +72,7 @@ class WGAN(keras.Model):
     ``layer_grad_norm/<layer>``: the norm of the critic objective's gradient
     with respect to each linear layer's kernel at the last critic iteration of
     the step, unscaled with the loss scale that iteration used under
-    ``mixed_float16`` (``inf`` on a step the loss-scale optimizer skipped
+    ``mixed_float16`` (not finite on a step the loss-scale optimizer skipped
     because the scaled gradients overflowed). Spectral norms of the layers
     come from `keras_sngan.callbacks.LayerDiagnostics`.
 
