@@ -176,7 +176,7 @@ def test_killed_training_resumes_from_checkpoint(tmp_path):
     with pytest.raises(KeyboardInterrupt):
         training.train(**kwargs, callbacks=[Kill()])
     assert not (tmp_path / "run" / "history.csv").exists()  # no half-written result
-    assert (tmp_path / "ckpt" / "recorder.json").exists()
+    assert (tmp_path / "ckpt" / "epoch-000001" / "manifest.json").exists()
     info = training.train(**kwargs)
     assert info["resumed_from_epoch"] == 1
     history = pd.read_csv(tmp_path / "run" / "history.csv")
