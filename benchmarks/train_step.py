@@ -101,7 +101,8 @@ def reference_step(critic, generator, latent_dim, method, xla):
             norms = grad_norms(real, fake, False)
         with tf.GradientTape() as tape:
             fake = generator(keras.random.normal((b, latent_dim), seed=seed), training=True)
-            g_loss = -tf.reduce_mean(critic(fake, training=False))
+            with keras.StatelessScope():  # as WGAN: the training-mode critic, no state change
+                g_loss = -tf.reduce_mean(critic(fake, training=True))
         grads = tape.gradient(g_loss, g_vars)
         g_opt.apply_gradients(zip(grads, g_vars))
         return loss, wasserstein, g_loss, tf.reduce_mean(norms)

@@ -9,7 +9,8 @@ Subcommands:
 
 - ``variance``: initialization variance and signal propagation (claim 5).
 - ``lipschitz``: certified vs searched Lipschitz bounds of SN networks (claim 4).
-- ``train``: one WGAN run (clip / gp / sn) with per-iteration diagnostics.
+- ``train``: one WGAN run (clip / gp / sn) with per-iteration diagnostics;
+  rerunning the same command after a kill resumes it exactly.
 - ``classifier``: train the cached digits feature classifier.
 - ``evaluate``: final metrics and samples of a trained run.
 - ``gradient-flow``: per-layer gradient-norm table of deep-critic runs.
@@ -92,11 +93,14 @@ def _add_train(sub):
     p.add_argument("--beta-2", type=float, default=0.9)
     p.add_argument("--gp-weight", type=float, default=10.0)
     p.add_argument("--clip-value", type=float, default=0.01)
-    p.add_argument("--epochs", type=int, default=10, help="progress lines / checkpoints")
+    p.add_argument("--epochs", type=int, default=10,
+                   help="progress lines / checkpoints (a kill costs at most one epoch)")
     p.add_argument("--stats-every", type=int, default=10)
     p.add_argument("--gap-samples", type=int, default=1000)
     p.add_argument("--train-size", type=int, default=None)
-    p.add_argument("--checkpoint-dir", default=None)
+    p.add_argument("--checkpoint-dir", default=None,
+                   help="crash-safe checkpoints (default OUT_DIR/checkpoints); rerun the same "
+                        "command after a kill to resume exactly where the last epoch ended")
     p.add_argument("--threads", type=int, default=None)
     p.add_argument("--verbose", type=int, default=2)
 

@@ -577,3 +577,25 @@ def test_steps_per_execution_matches_one_step_per_execution(deterministic):
     assert len(logs1) == 4 and len(logs2) == 2
     assert logs2 == [logs1[1], logs1[3]]  # per-step values of steps 2 and 4, not running means
     assert logs1[0] != logs1[1]
+
+
+def test_importing_the_wgan_needs_no_tensorflow_and_another_backend_fails_clearly():
+    import subprocess
+    import sys
+
+    code = (
+        "import sys\n"
+        "from keras_sngan.wgan import WGAN\n"
+        "from keras_sngan import models\n"
+        "assert 'tensorflow' not in sys.modules\n"
+        "try:\n"
+        "    WGAN(models.toy_critic(width=4), models.toy_generator(width=4), 2, lipschitz='gp')\n"
+        "except RuntimeError as error:\n"
+        "    print(error)\n"
+    )
+    import os
+
+    env = dict(os.environ, KERAS_BACKEND="numpy")
+    result = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert "WGAN runs on the TensorFlow backend only" in result.stdout and "'numpy'" in result.stdout

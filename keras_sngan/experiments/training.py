@@ -16,8 +16,9 @@ output: Snakemake deletes the outputs of a failed job), and the data order is
 a pure function of (seed, step) (:mod:`keras_sngan.experiments.data_stream`).
 Running the same :func:`train` call again after a kill resumes from the last
 complete epoch, and on CPU the outputs equal an uninterrupted run's byte for
-byte (except the wall-clock fields of ``run.json``: ``seconds_per_iteration``,
-``wall_seconds_this_process``, and ``resumed_from_epoch``). A kill costs at
+byte (except in ``run.json`` the wall-clock fields ``seconds_per_iteration``
+and ``wall_seconds_this_process``, and ``resumed_from_epoch``, which records
+the resume). A kill costs at
 most one epoch of work. The checkpoints are deleted when the outputs are
 written.
 
