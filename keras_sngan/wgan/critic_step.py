@@ -101,10 +101,10 @@ def objective(gan, real, fake, replica, training):
     """
     batch = ops.shape(real)[0]
     both = scores(gan.critic, ops.concatenate([real, fake], axis=0), training=training)
-    loss_terms = {"regularization": regularization(gan.critic)}
+    own_losses = regularization(gan.critic)  # before the penalty's call replaces them
     real_mean, fake_mean = ops.mean(both[:batch]), ops.mean(both[batch:])
     wasserstein = real_mean - fake_mean
-    loss = -wasserstein + loss_terms["regularization"]
+    loss = -wasserstein + own_losses
     out = {"wasserstein": wasserstein, "fake_mean": fake_mean}
     if gan.lipschitz == "gp":
         norms = input_gradient_norm(

@@ -34,19 +34,14 @@ class WGAN(keras.Model):
 
     Modes (``training=`` of each call):
 
-    ====================  ==================  =======================================
-    step                  generator           critic
-    ====================  ==================  =======================================
-    critic update         ``True``            ``True`` (real and fake in one batch;
-                                              for ``"gp"`` also at the interpolates)
-    generator update      ``True``            ``True``, inside a `keras.StatelessScope`
-                                              (state updates such as BatchNorm
-                                              statistics or SN vectors are dropped)
-    logged ``grad_norm``  (fake reused)       ``False`` (measurement only, not
-    for clip/sn/none                          ``"gp"``)
-    ``critic_diagnostics``  ``False``         ``False``
-    ``generate``          ``False``           (not used)
-    ====================  ==================  =======================================
+    - critic update: generator ``True``; critic ``True`` on real and fake in
+      one batch (and, for ``"gp"``, at the interpolates);
+    - generator update: generator ``True``; critic ``True`` inside a
+      `keras.StatelessScope`, so its state updates (BatchNormalization
+      statistics, SN vectors, dropout seeds) are dropped;
+    - the logged ``grad_norm`` of clip/sn/none (a measurement, not part of
+      the loss): critic ``False``;
+    - `critic_diagnostics`: both ``False``; `generate`: generator ``False``.
 
     So the generator always follows the function the critic learned in.
 
