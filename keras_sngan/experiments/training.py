@@ -124,6 +124,11 @@ def _make_recorder_class():
             self.history, self.layers, self.gap, self.epoch_seconds = [], [], [], []
             self.iteration = None
             self.resumed_from_epoch = 0
+            # --- issue 9: one gradient-norm probe for every method (keras_sngan.gradient_probe) ---
+            from keras_sngan.gradient_probe import GradientProbe
+
+            self.probe = GradientProbe(first_batch, latent_dim, seed)
+            # --- end issue 9 ---
 
         def _gap_row(self, iteration):
             from keras_sngan.metrics import critic_generalization_gap
@@ -151,7 +156,7 @@ def _make_recorder_class():
 
         def _record_initial(self):
             metrics, grads = self.model.critic_diagnostics(self.first_batch)
-            self.history.append({"iteration": 0, **metrics})
+            self.history.append({"iteration": 0, **metrics, "probe_grad_norm": self.probe(self.model.critic, self.model.generator)})  # issue 9
             norms = _spectral_norms(self.model.critic)
             for depth, (name, value) in enumerate(grads.items()):
                 self.layers.append({"iteration": 0, "layer": name, "depth": depth, "grad_norm": value, "spectral_norm": norms[name]})
@@ -168,6 +173,7 @@ def _make_recorder_class():
                     mean = float(logs[m])
                     row[m] = mean if batch == 0 else (batch + 1) * mean - batch * self._previous[m]
                     self._previous[m] = mean
+            row["probe_grad_norm"] = self.probe(self.model.critic, self.model.generator)  # issue 9: after the generator update
             self.history.append(row)
             record_stats = self.iteration % self.stats_every == 0
             norms = _spectral_norms(self.model.critic) if record_stats else {}
