@@ -14,7 +14,7 @@ import os
 import pandas as pd
 
 from keras_sngan.experiments import claims as rules
-from keras_sngan.experiments import io
+from keras_sngan.experiments import io, overfitting
 from keras_sngan.experiments.runs import load
 
 
@@ -29,7 +29,7 @@ def _gp_weights(run_dirs):
 
 
 def run(variance_dir, lipschitz_dir, run_dirs, flow_runs: dict, out_md, out_json, window=(150, 250),
-        overfit_csv=None, out_html=None) -> dict:
+        overfit_csv=None, out_html=None, variance_width=None) -> dict:
     """Compute every claim's numbers and verdict; write ``claims.md``, ``claims.json`` (and ``claims.html``).
 
     Args:
@@ -39,16 +39,15 @@ def run(variance_dir, lipschitz_dir, run_dirs, flow_runs: dict, out_md, out_json
         window: iterations of "about iteration 200".
         overfit_csv: the overfitting experiment's table (rule 2b and rule 3); None: rule 2b has no data.
         out_html: also write the verdicts as a self-contained HTML page (for ``snakemake --report``).
+        variance_width: layer width of the variance experiment (rule 5's float32 tolerance).
     """
     window = tuple(int(w) for w in window)
     if len(window) != 2 or window[0] > window[1]:
         raise ValueError(f"claims.run: `window` must be (start, end) with start <= end, received {window!r}.")
     history = load(run_dirs, "history.csv")
-    overfit = pd.read_csv(overfit_csv) if overfit_csv is not None else None
+    overfit = overfitting.final(pd.read_csv(overfit_csv)) if overfit_csv is not None else None
     seeds = sorted(history["seed"].unique().tolist())
     bound = pd.read_csv(os.path.join(variance_dir, "sn_bound.csv"))
-    variance_summary = os.path.join(variance_dir, "variance_summary.json")
-    width = io.read_json(variance_summary).get("width") if os.path.exists(variance_summary) else None
     results = [
         rules.claim_clipping(history, window),
         rules.claim_gp_speed(history),
@@ -58,7 +57,7 @@ def run(variance_dir, lipschitz_dir, run_dirs, flow_runs: dict, out_md, out_json
                               pd.read_csv(os.path.join(lipschitz_dir, "conv_networks.csv"))),
         rules.claim_variance(pd.read_csv(os.path.join(variance_dir, "variance_check.csv")),
                              pd.read_csv(os.path.join(variance_dir, "stability.csv")), bound,
-                             width=width if isinstance(width, int) else None),
+                             width=variance_width),
     ]
     results[0]["numbers"].extend(_flow_lines(flow_runs, window))
     claims = [{"id": cid, "claim": text, "verdict": r["verdict"], "numbers": r["numbers"], "note": r["note"], "used": r["used"]}

@@ -9,7 +9,7 @@ from keras_sngan.experiments.runs import load, load_metrics
 
 
 # --------------------------------------------------------------------------- training curves
-CURVE_METRICS = ("critic_loss", "wasserstein", "generator_loss", "grad_norm")
+CURVE_METRICS = ("critic_loss", "wasserstein", "generator_loss", "grad_norm", "probe_grad_norm")
 
 
 def training_curves(run_dirs, out_csv, every: int = 10) -> pd.DataFrame:
