@@ -156,7 +156,7 @@ def _add_overfit(sub):
     p.add_argument("--method", required=True, help="clip, gp or sn")
     p.add_argument("--label", default=None, help="method label in the table (default: the method)")
     p.add_argument("--seeds", type=int, nargs="+", required=True)
-    p.add_argument("--iterations", type=int, default=200)
+    p.add_argument("--iterations", type=int, default=150)
     p.add_argument("--records", type=int, default=5)
     p.add_argument("--batch-size", type=int, default=64)
     p.add_argument("--n-critic", type=int, default=5)
