@@ -68,7 +68,7 @@ def _report_text(path):
 
     html = path.read_text(errors="replace")
     decoded = [html]
-    for payload in re.findall(r"data:[\w/+.-]+;(?:charset=[\w-]+;)?base64,([A-Za-z0-9+/=]+)", html):
+    for payload in re.findall(r"data:[^,\"']*?;base64,([A-Za-z0-9+/=]+)", html):
         try:
             decoded.append(base64.b64decode(payload).decode("utf-8", errors="replace"))
         except ValueError:
@@ -107,7 +107,7 @@ def test_ci_profile_end_to_end(tmp_path):
     overfit = pd.read_csv(results / "tables" / "overfitting.csv")
     assert set(overfit["method"]) == {"clip", "gp", "sn", "gp0.1"}
     assert overfit["seed"].nunique() == len(cfg["overfitting"]["seeds"])
-    assert "probe_grad_norm" in curves.columns
+    assert "probe_grad_norm_mean" in curves.columns
     for figure in ("variance", "lipschitz", "training_behaviour", "layer_stats", "gradient_flow", "samples",
                    "image_samples", "overfitting"):
         assert (results / "figures" / f"{figure}.png").read_bytes()[:4] == b"\x89PNG"
