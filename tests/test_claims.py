@@ -309,3 +309,21 @@ def test_rule5_sn_norm_tolerance_is_float32_error():
     ok = claims.claim_variance(CHECK, _stability(1.0, sn_norm=1 + 0.5 * tol), BOUND, width=256)
     bad = claims.claim_variance(CHECK, _stability(1.0, sn_norm=1 + 2 * tol), BOUND, width=256)
     assert ok["verdict"] == claims.SUPPORTED and bad["verdict"] == claims.NOT_SUPPORTED
+
+
+# ----------------------------------------------------------------------------- rendering
+def test_markdown_and_html_carry_each_verdict_with_its_numbers():
+    from keras_sngan.experiments import claims_report
+
+    result = claims.claim_lipschitz(_mlp(), CONV)
+    entry = {"id": "4", "claim": "SN <b>bounds</b>", "verdict": result["verdict"], "numbers": result["numbers"],
+             "note": result["note"], "used": result["used"]}
+    context = {"seeds": [0], "window": [150, 250], "runs": 3, "gp_weights": {"digits": [10.0]}, "overfit_runs": 0}
+    md = claims_report.markdown([entry], context)
+    page = claims_report.to_html([entry], context)
+    assert "**Verdict: supported.**" in md and "Used by the rule: A = True" in md
+    assert "lambda" in md and "digits: [10.0]" in md
+    assert "Verdict: supported." in page and "SN &lt;b&gt;bounds&lt;/b&gt;" in page  # escaped
+    assert "tol_range" in page and "Constants: SMALL_REL=0.1" in page
+    for text in (md, page):
+        assert "2b. *GP risks overfitting.*" in text  # the rules are printed with the verdicts
