@@ -449,7 +449,12 @@ def claim_lipschitz(mlp, conv_networks):
 
 # --------------------------------------------------------------------------- rule 5
 def claim_variance(check, stability, bound, width=None):
-    """Rule 5 (see module docstring). ``width``: the layer width of the SN-bound table (for its tolerance)."""
+    """Rule 5 (see module docstring).
+
+    ``width``: the layer width of the variance experiment's SN layers, for the
+    float32 tolerance of condition (c); None uses 1024 (the widest layer of
+    the default variance check), a looser tolerance.
+    """
     a = bool((check["z"].abs() <= Z_MAX).all())
     deepest = stability[stability["depth"] == stability["depth"].max()]
     acts = deepest["activation"].unique()
