@@ -24,6 +24,7 @@ include: "workflow/rules/common.smk"
 include: "workflow/rules/variance.smk"
 include: "workflow/rules/lipschitz.smk"
 include: "workflow/rules/train.smk"
+include: "workflow/rules/overfitting.smk"
 include: "workflow/rules/evaluate.smk"
 include: "workflow/rules/figures.smk"
 include: "workflow/rules/report.smk"
@@ -36,6 +37,7 @@ rule all:
         rules.summary_table.output,
         rules.training_curves.output,
         rules.gradient_flow_table.output,
+        rules.overfitting_table.output,
         FIGURES,
         rules.claims.output,
     default_target: True

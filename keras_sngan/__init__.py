@@ -3,7 +3,8 @@
 Modules: ``models`` (toy MLPs, Miyato's standard CNN), ``datasets`` (offline
 toy sets and digits, TFDS image sets), ``metrics`` (exact W1, mode coverage,
 classifier Frechet distance, critic generalization gap), ``lipschitz``
-(per-layer norms and Lipschitz bounds), ``callbacks`` (diagnostics),
+(per-layer norms and Lipschitz bounds), ``gradient_probe`` (one input-gradient
+probe for every method), ``callbacks`` (diagnostics),
 ``experiments`` (the poster's experiments, run by the Snakemake pipeline).
 """
 

@@ -17,8 +17,10 @@ Subcommands:
 - ``summarize``: summary table (CSV + Markdown) of the final metrics.
 - ``curves``: per-iteration metrics over seeds of the comparison runs (compact CSV).
 - ``figure``: draw one figure (``variance``, ``lipschitz``, ``training``,
-  ``layers``, ``samples``, ``digits``, ``gradient-flow``).
-- ``claims``: verdicts on the poster's claims (``claims.md`` + JSON).
+  ``layers``, ``samples``, ``images``, ``gradient-flow``, ``overfitting``).
+- ``claims``: verdicts on the poster's claims (``claims.md`` + JSON + HTML).
+- ``overfit``: one cell of the overfitting experiment (claim 2b), every seed.
+- ``overfit-table``: concatenate the overfitting cells into one table.
 
 Example::
 
@@ -133,7 +135,7 @@ def _add_simple(sub):
     p.add_argument("--out-md", required=True)
 
     p = sub.add_parser("figure", help="draw one figure")
-    p.add_argument("name", help="variance, lipschitz, training, layers, samples, digits or gradient-flow")
+    p.add_argument("name", help="variance, lipschitz, training, layers, samples, images, gradient-flow or overfitting")
     p.add_argument("--inputs", nargs="+", required=True, help="input directories or files")
     p.add_argument("--out", required=True)
 
@@ -145,6 +147,37 @@ def _add_simple(sub):
     p.add_argument("--window", type=int, nargs=2, default=[150, 250], help="iterations of 'about iteration 200'")
     p.add_argument("--out-md", required=True)
     p.add_argument("--out-json", required=True)
+    p.add_argument("--out-html", default=None, help="also write the verdicts as HTML (snakemake --report)")
+    p.add_argument("--overfitting", default=None, help="the overfitting experiment's table (claim 2b)")
+    p.add_argument("--variance-width", type=int, default=None, help="layer width of the variance experiment (rule 5's tolerance)")
+
+
+def _add_overfit(sub):
+    p = sub.add_parser("overfit", help="one cell of the overfitting experiment (claim 2b), every seed")
+    p.add_argument("--out", required=True, help="output CSV")
+    p.add_argument("--dataset", required=True, help="digits or a toy set")
+    p.add_argument("--train-size", required=True, help="training-set size or 'all' (digits)")
+    p.add_argument("--method", required=True, help="clip, gp or sn")
+    p.add_argument("--label", default=None, help="method label in the table (default: the method)")
+    p.add_argument("--seeds", type=int, nargs="+", required=True)
+    p.add_argument("--iterations", type=int, default=150)
+    p.add_argument("--records", type=int, default=5)
+    p.add_argument("--batch-size", type=int, default=64)
+    p.add_argument("--n-critic", type=int, default=5)
+    p.add_argument("--width", type=int, default=128)
+    p.add_argument("--depth", type=int, default=3)
+    p.add_argument("--sn-method", default="reshape")
+    p.add_argument("--optimizer", default="adam", help="adam or rmsprop")
+    p.add_argument("--learning-rate", type=float, default=1e-4)
+    p.add_argument("--beta-1", type=float, default=0.5)
+    p.add_argument("--beta-2", type=float, default=0.9)
+    p.add_argument("--gp-weight", type=float, default=10.0)
+    p.add_argument("--clip-value", type=float, default=0.01)
+    p.add_argument("--threads", type=int, default=None)
+
+    p = sub.add_parser("overfit-table", help="concatenate the overfitting cells into one table")
+    p.add_argument("--inputs", nargs="+", required=True, help="cell CSVs")
+    p.add_argument("--out", required=True)
 
 
 def build_parser():
@@ -154,6 +187,7 @@ def build_parser():
     _add_lipschitz(sub)
     _add_train(sub)
     _add_simple(sub)
+    _add_overfit(sub)
     return parser
 
 
@@ -247,8 +281,26 @@ def run(args) -> dict | None:
         result = claims.run(
             args.variance_dir, args.lipschitz_dir, args.runs, dict(zip(labels, paths)),
             out_md=args.out_md, out_json=args.out_json, window=tuple(args.window),
+            overfit_csv=args.overfitting, out_html=args.out_html, variance_width=args.variance_width,
         )
         return {c["id"]: c["verdict"] for c in result["claims"]}
+    if args.command == "overfit":
+        from keras_sngan.experiments import overfitting
+
+        optimizer = dict(name=args.optimizer, learning_rate=args.learning_rate, beta_1=args.beta_1, beta_2=args.beta_2)
+        table = overfitting.run(
+            args.out, args.dataset, args.train_size, args.method, args.seeds, label=args.label,
+            iterations=args.iterations, records=args.records, batch_size=args.batch_size, n_critic=args.n_critic,
+            width=args.width, depth=args.depth, optimizer=optimizer, gp_weight=args.gp_weight,
+            clip_value=args.clip_value, sn_method=args.sn_method, threads=args.threads,
+        )
+        last = overfitting.final(table)
+        return {"rows": len(table), "mean_final_std_gap": float(last["std_gap"].mean())}
+    if args.command == "overfit-table":
+        from keras_sngan.experiments import overfitting
+
+        overfitting.combine(args.inputs, args.out)
+        return None
     raise ValueError(f"unknown command {args.command!r}")  # argparse prevents this
 
 

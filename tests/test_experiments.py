@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from keras_sngan.experiments import claims, io, variance
+from keras_sngan.experiments import io, tables, variance
 
 
 # ---------------------------------------------------------------- io
@@ -55,106 +55,14 @@ def test_sn_bound_holds_for_any_input_family():
     assert linear_top["max_layer_gain"].iloc[0] == pytest.approx(1.0, abs=1e-9)
 
 
-# ---------------------------------------------------------------- claims: synthetic data
-def _history(grad, loss0, loss, iterations=300, seeds=(0, 1, 2), datasets=("a", "b")):
-    rows = []
-    for dataset in datasets:
-        for method in ("clip", "gp", "sn"):
-            for seed in seeds:
-                for it in range(iterations + 1):
-                    rows.append({"dataset": dataset, "method": method, "seed": seed, "iteration": it,
-                                 "grad_norm": grad[method] if it else grad.get(method + "0", grad[method]),
-                                 "critic_loss": loss0[method] if it == 0 else loss[method]})
-    return pd.DataFrame(rows)
-
-
-def _gaps(values, seeds=(0, 1, 2), datasets=("a", "b")):
-    rows = []
-    for dataset in datasets:
-        for method, value in values.items():
-            for seed in seeds:
-                rows.append({"dataset": dataset, "method": method, "seed": seed, "iteration": 300,
-                             "gap": value + 0.001 * seed})
-    return pd.DataFrame(rows)
-
-
-def test_claim1_supported_when_clip_gradients_shrink_during_training():
-    h = _history({"clip": 0.001, "clip0": 1.0, "gp": 1.0, "sn": 0.5}, {"clip": 0, "gp": 0, "sn": 0}, {"clip": 0, "gp": 0, "sn": 0})
-    assert claims.claim_clipping(h, (150, 250))["verdict"] == claims.SUPPORTED
-
-
-def test_claim1_partly_when_small_from_initialization():
-    h = _history({"clip": 0.001, "gp": 1.0, "sn": 0.5}, {"clip": 0, "gp": 0, "sn": 0}, {"clip": 0, "gp": 0, "sn": 0})
-    result = claims.claim_clipping(h, (150, 250))
-    assert result["verdict"] == claims.PARTLY
-    assert "initialization" in result["note"]
-
-
-def test_claim1_not_supported_when_clip_gradients_are_large():
-    h = _history({"clip": 0.8, "gp": 1.0, "sn": 0.5}, {"clip": 0, "gp": 0, "sn": 0}, {"clip": 0, "gp": 0, "sn": 0})
-    assert claims.claim_clipping(h, (150, 250))["verdict"] == claims.NOT_SUPPORTED
-
-
-def test_claim2_rules():
-    fast = _history({"clip": 1, "gp": 1, "sn": 1}, {"clip": 0, "gp": 10, "sn": 0}, {"clip": -0.01, "gp": -1, "sn": -0.5})
-    slow = _history({"clip": 1, "gp": 1, "sn": 1}, {"clip": 0, "gp": 0, "sn": 0}, {"clip": -0.01, "gp": -0.1, "sn": -0.5})
-    overfit = _gaps({"clip": 0.0, "gp": 0.5, "sn": 0.01})
-    no_overfit = _gaps({"clip": 0.0, "gp": 0.0, "sn": 0.01})
-    assert claims.claim_gp(fast, overfit)["verdict"] == claims.SUPPORTED
-    assert claims.claim_gp(fast, no_overfit)["verdict"] == claims.PARTLY
-    assert claims.claim_gp(slow, overfit)["verdict"] == claims.PARTLY
-    assert claims.claim_gp(slow, no_overfit)["verdict"] == claims.NOT_SUPPORTED
-
-
-def test_claim3_middle_ground():
-    middle = _history({"clip": 0.01, "gp": 1.0, "sn": 0.3}, {"clip": 0, "gp": 10, "sn": 0}, {"clip": -0.01, "gp": -1, "sn": -0.5})
-    outside = _history({"clip": 0.01, "gp": 1.0, "sn": 3.0}, {"clip": 0, "gp": 10, "sn": 0}, {"clip": -0.01, "gp": -1, "sn": -50})
-    assert claims.claim_middle(middle, (150, 250))["verdict"] == claims.SUPPORTED
-    assert claims.claim_middle(outside, (150, 250))["verdict"] == claims.NOT_SUPPORTED
-
-
-def _mlp(relu_upper=1.0, gelu_lower=1.5):
-    rows = []
-    for act, lip in (("relu", 1.0), ("gelu", 1.129)):
-        for state in ("init", "trained", "worst_case"):
-            rows.append({"activation": act, "depth": 2, "state": state, "activation_lipschitz": lip,
-                         "upper_bound": relu_upper if act == "relu" else lip**2,
-                         "lower_bound": 0.9 if act == "relu" else (gelu_lower if state != "init" else 0.2)})
-    return pd.DataFrame(rows)
-
-
-def test_claim4_rules():
-    conv = pd.DataFrame([{"method": "reshape", "upper_bound": 8.0, "max_layer_norm": 2.0}])
-    assert claims.claim_lipschitz(_mlp(), conv)["verdict"] == claims.SUPPORTED
-    assert claims.claim_lipschitz(_mlp(gelu_lower=0.9), conv)["verdict"] == claims.PARTLY
-    assert claims.claim_lipschitz(_mlp(relu_upper=1.5), conv)["verdict"] == claims.NOT_SUPPORTED
-    assert "reshape" in claims.claim_lipschitz(_mlp(), conv)["note"]
-
-
-def test_claim5_rules():
-    check = pd.DataFrame({"n": [4, 8], "s2": [1.0, 1.0], "samples": [100, 100], "ratio": [1.0, 1.01], "z": [0.1, -1.0]})
-    bound = pd.DataFrame({"input": ["gaussian"], "max_layer_gain": [0.7]})
-
-    def stability(lecun_factor):
-        return pd.DataFrame([
-            {"depth": 50, "activation": "relu", "scheme": "c=1", "activation_factor_per_layer": lecun_factor, "gradient_factor_per_layer": lecun_factor, "max_spectral_norm": 2.0},
-            {"depth": 50, "activation": "relu", "scheme": "c=2", "activation_factor_per_layer": 1.0, "gradient_factor_per_layer": 1.0, "max_spectral_norm": 2.8},
-            {"depth": 50, "activation": "relu", "scheme": "sn", "activation_factor_per_layer": 0.35, "gradient_factor_per_layer": 0.35, "max_spectral_norm": 1.0},
-        ])
-
-    assert claims.claim_variance(check, stability(1.0), bound)["verdict"] == claims.SUPPORTED
-    assert claims.claim_variance(check, stability(0.707), bound)["verdict"] == claims.PARTLY
-    bad = check.assign(z=[10.0, 0.0])
-    assert claims.claim_variance(bad, stability(1.0), bound)["verdict"] == claims.NOT_SUPPORTED
-
-
+# ---------------------------------------------------------------- tables (verdict rules: tests/test_claims.py)
 def test_summary_table(tmp_path):
     paths = []
     for seed, w1 in enumerate([0.1, 0.3]):
         path = tmp_path / f"m{seed}.json"
         io.write_json(path, {"dataset": "8gaussians", "method": "sn", "seed": seed, "w1_excess": w1, "seconds_per_iteration": 0.01})
         paths.append(str(path))
-    table = claims.summary_table(paths, tmp_path / "s.csv", tmp_path / "s.md")
+    table = tables.summary_table(paths, tmp_path / "s.csv", tmp_path / "s.md")
     assert table["w1_excess_mean"].iloc[0] == pytest.approx(0.2)
     assert "8gaussians" in (tmp_path / "s.md").read_text()
 
@@ -182,6 +90,7 @@ def test_killed_training_resumes_from_checkpoint(tmp_path):
     history = pd.read_csv(tmp_path / "run" / "history.csv")
     assert list(history["iteration"]) == list(range(7))
     assert np.isfinite(history["critic_loss"]).all()
+    assert (history["probe_grad_norm"] >= 0).all()  # the same probe on every row, iteration 0 included
     assert not (tmp_path / "ckpt").exists()  # the backup is removed once the run is complete
 
 

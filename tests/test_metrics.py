@@ -252,7 +252,7 @@ def test_inception_fid_is_frechet_of_extracted_features(monkeypatch):
             [images.mean(axis=(1, 2, 3)), images.std(axis=(1, 2, 3))], axis=1
         ).astype(np.float64)
 
-    monkeypatch.setattr(metrics, "inception_feature_extractor", fake_extractor)
+    monkeypatch.setattr(metrics.inception, "inception_feature_extractor", fake_extractor)
     x = RNG.normal(size=(50, 4, 4, 1))
     value = metrics.inception_fid(x, x + 2.0, "weights.h5", batch_size=7)
     # Adding 2 shifts every image mean by 2 and leaves stds unchanged: FD = 2^2.
@@ -289,6 +289,8 @@ def test_gap_of_a_linear_critic_by_hand():
     assert result["w_train"] == pytest.approx(w @ train.mean(0) - w @ c, abs=1e-5)
     assert result["w_heldout"] == pytest.approx(w @ heldout.mean(0) - w @ c, abs=1e-5)
     assert result["gap"] == pytest.approx(w @ (train.mean(0) - heldout.mean(0)), abs=1e-5)
+    scores = np.concatenate([train, heldout]) @ w + b
+    assert result["std_gap"] == pytest.approx(result["gap"] / scores.std(), rel=1e-4)
     capped = critic_generalization_gap(
         _linear_critic(w, b), _constant_generator(3, c), train, heldout[:10], latent_dim=3
     )
@@ -308,7 +310,19 @@ def test_memorising_critic_has_gap_one():
         return np.asarray(z)[:, :2] + 100.0
 
     result = critic_generalization_gap(critic, generator, train, heldout, latent_dim=4, n=50)
-    assert result == {"w_train": 1.0, "w_heldout": 0.0, "gap": 1.0, "n": 50}
+    # Scores 1 on the 50 training points and 0 on the 50 held-out ones: standard deviation 1/2.
+    assert result == {"w_train": 1.0, "w_heldout": 0.0, "gap": 1.0, "std_gap": 2.0, "n": 50}
+
+
+def test_gap_uses_the_same_fakes_in_both_terms():
+    """With noisy fakes the gap of a critic that cannot tell train from held-out points is exactly 0."""
+    train = np.ones((20, 2), "float32")
+    critic = _linear_critic(np.array([1.0, 1.0]), 0.0)
+    generator = keras.layers.Dense(2)
+    generator.build((None, 3))
+    result = critic_generalization_gap(critic, generator, train, train.copy(), latent_dim=3, n=20)
+    assert result["w_train"] != 0.0
+    assert result["gap"] == 0.0 and result["std_gap"] == 0.0
 
 
 def test_gap_argument_errors():

@@ -61,6 +61,21 @@ def test_cross_field_check_names_the_fields(tmp_path):
     assert "compare.epochs" in result.stdout + result.stderr
 
 
+def _report_text(path):
+    """The report's HTML with every embedded data: URI decoded (snakemake embeds result files base64)."""
+    import base64
+    import re
+
+    html = path.read_text(errors="replace")
+    decoded = [html]
+    for payload in re.findall(r"data:[^,\"']*?;base64,([A-Za-z0-9+/=]+)", html):
+        try:
+            decoded.append(base64.b64decode(payload).decode("utf-8", errors="replace"))
+        except ValueError:
+            continue
+    return "\n".join(decoded)
+
+
 @pytest.mark.slow
 def test_ci_profile_end_to_end(tmp_path):
     """config/test.yaml into a temporary results dir; every output exists and parses; rerun is a no-op."""
@@ -89,10 +104,16 @@ def test_ci_profile_end_to_end(tmp_path):
     assert not pd.read_csv(results / "tables" / "gradient_flow.csv").empty
     curves = pd.read_csv(results / "tables" / "training_curves.csv")
     assert {"critic_loss_mean", "grad_norm_min", "gap_max"} <= set(curves.columns)
-    for figure in ("variance", "lipschitz", "training_behaviour", "layer_stats", "gradient_flow", "samples", "image_samples"):
+    overfit = pd.read_csv(results / "tables" / "overfitting.csv")
+    assert set(overfit["method"]) == {"clip", "gp", "sn", "gp0.1"}
+    assert overfit["seed"].nunique() == len(cfg["overfitting"]["seeds"])
+    assert "probe_grad_norm_mean" in curves.columns
+    for figure in ("variance", "lipschitz", "training_behaviour", "layer_stats", "gradient_flow", "samples",
+                   "image_samples", "overfitting"):
         assert (results / "figures" / f"{figure}.png").read_bytes()[:4] == b"\x89PNG"
     claims = json.loads((results / "claims.json").read_text())
-    assert [c["id"] for c in claims["claims"]] == ["1", "2", "3", "4", "5"]
+    assert [c["id"] for c in claims["claims"]] == ["1", "2a", "2b", "3", "4", "5"]
+    assert all(c["used"] for c in claims["claims"])  # each verdict carries the numbers its rule used
     allowed = {"supported", "partly supported", "not supported"}
     assert all(c["verdict"] in allowed for c in claims["claims"])
     assert "Verdict" in (results / "claims.md").read_text()
@@ -102,6 +123,15 @@ def test_ci_profile_end_to_end(tmp_path):
     assert rerun.returncode == 0
     assert "Nothing to be done" in rerun.stdout + rerun.stderr
 
+    # The snakemake report carries the claims table (verdicts with their numbers), not only the figures.
+    report = tmp_path / "report.html"
+    rendered = _snakemake(*args, "--report", str(report))
+    assert rendered.returncode == 0, rendered.stdout[-3000:] + rendered.stderr[-3000:]
+    text = _report_text(report)
+    assert "Claims and verdicts" in text
+    for claim in claims["claims"]:
+        assert f"Verdict: {claim['verdict']}." in text
+    assert "numbers and tolerances used" in text and "Constants: SMALL_REL=0.1" in text
 
 def _pipeline_run_files(results):
     run_dir = results / "runs" / "compare" / "8gaussians" / "sn" / "seed0"

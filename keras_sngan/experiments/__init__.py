@@ -8,8 +8,12 @@
   SN) with per-iteration diagnostics, resumable; and its evaluation.
 - :mod:`~keras_sngan.experiments.gradient_flow`: per-layer weight-gradient
   norms of a deep critic (Gulrajani et al. Fig. 1b).
+- :mod:`~keras_sngan.experiments.overfitting`: can a critic overfit a fixed
+  small training set, and does GP's more (claim 2b)?
 - :mod:`~keras_sngan.experiments.figures`: the figures.
-- :mod:`~keras_sngan.experiments.claims`: summary tables and the verdicts.
+- :mod:`~keras_sngan.experiments.tables`: compact curves and final-metric tables.
+- :mod:`~keras_sngan.experiments.claims`: the verdict rules;
+  :mod:`~keras_sngan.experiments.claims_report` computes and renders them.
 
 Every function writes its files atomically (see :mod:`.io`), so an
 interrupted run never leaves a half-written result behind. The Snakemake

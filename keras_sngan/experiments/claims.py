@@ -1,99 +1,138 @@
 """The poster's claims, the numbers that test them, and verdicts by explicit rules.
 
 Every verdict is computed here from the pipeline's data; nothing is typed by
-hand. The rules (thresholds are module constants, fixed before looking at
-results and documented in ``claims.md``):
+hand. Each rule is a plain function of tidy tables (tested on synthetic tables
+built to make it answer *supported*, *partly supported* and *not supported*),
+and it returns the numbers and tolerances it used. Rendering
+(``claims.md``, ``claims.html``, ``claims.json``) lives in
+:mod:`keras_sngan.experiments.claims_report`.
 
-1. *Clipping leaves small gradients by about iteration 200.* Per dataset,
-   ``g`` = mean over the window's iterations (default 150-250) of the
-   input-gradient norm ``||grad_x f||`` at interpolates, averaged over seeds.
-   Clipping is *small* on a dataset if ``g_clip < SMALL_ABS`` and
-   ``g_clip < SMALL_REL * g_gp``. Verdict: **supported** if small on every
-   dataset and not already small at iteration 0 on every dataset (the effect
-   develops in training); **partly** if small on some datasets, or small
-   everywhere but already at iteration 0 (an initialization effect);
-   **not supported** if small on none.
-2. *GP drives the critic loss down fast and risks overfitting.* (a) Speed:
-   the drop of the critic loss (the loss each method minimizes; GP's
-   includes the penalty, as in the poster's plot) from iteration 0 to its
-   mean over the first ``EARLY_FRACTION`` of iterations, averaged over
-   seeds, is largest for GP. (b) Overfitting: the critic's
-   final train minus held-out Wasserstein estimate for GP is positive beyond
-   two standard errors over seeds and larger than SN's and clipping's.
-   **supported** if (a) holds on a majority of datasets and (b) on at least
-   one; **partly** if only one of the two; **not supported** if neither.
-3. *SN is the middle ground.* On a dataset SN is "between" for a quantity if
-   it lies within [min, max] of clipping's and GP's values. Quantities: the
-   early critic-loss drop of rule 2a and the window gradient norm of rule 1.
-   **supported** if SN is between for both quantities on a majority of
-   datasets; **partly** if for at least one quantity on a majority, or for
-   any quantity on some dataset; **not supported** otherwise.
+Conventions shared by the rules:
+
+- *Like with like.* Methods whose outputs live on different scales (a clipped
+  critic's scores are ~1e-3 of a GP critic's) are compared through
+  scale-free quantities: fractions of a run's own range, growth factors,
+  standardized differences, ranks within a dataset.
+- *Majorities, not "any".* A rule that aggregates datasets (or quantities)
+  needs a strict majority; one dataset never decides a verdict alone.
+- *Tolerances from numerical error.* Bounds computed in float32 are compared
+  with 1 up to :func:`float32_bound_tolerance`, the a-priori float32 error
+  of a product of ``depth + 1`` spectral norms of ``width``-wide matrices
+  (``(depth + 1) * width * eps``, Higham's bound for each norm); the
+  tolerance is printed with the verdict.
+
+The rules (constants are module constants, fixed before any run and printed
+with the verdicts in ``claims.md``):
+
+1. *Clipping leaves small gradients by about iteration 200.* Quantity: the
+   probe gradient norm ``probe_grad_norm`` (:mod:`keras_sngan.gradient_probe`:
+   the same inference-mode measurement for every method, after the generator
+   update, no epsilon floor), mean over the window's iterations, mean over
+   seeds. Clipping is *small* on a dataset if ``g_clip <= SMALL_REL * g_m``
+   for every other method ``m``; *already small at initialization* if the
+   same holds at iteration 0. **supported** if small on every dataset and
+   not already small at iteration 0 on a majority of them (the effect
+   develops in training); **partly** if small on a majority of datasets
+   (whether or not from initialization); **not supported** otherwise.
+2a. *GP drives the critic loss down fast.* On the Wasserstein part of the
+   critic loss only (``-W``, the loss minus GP's penalty): per run, the
+   *early progress* ``p = (mean W over iterations 1..cut - W(0)) /
+   (max_k mean W over block k - W(0))`` with ``cut = ceil(EARLY_FRACTION *
+   last iteration)`` and the run split into blocks of ``cut`` iterations:
+   the fraction of its own largest rise a run reaches in the first block
+   (scale-free; 0 if the run never rises). Per dataset the methods are
+   ranked by mean ``p`` over seeds. **supported** if GP ranks first on a
+   majority of datasets; **partly** if GP ranks in the top half (first or
+   second of three) on a majority; **not supported** otherwise.
+2b. *GP risks overfitting.* On the overfitting experiment
+   (:mod:`keras_sngan.experiments.overfitting`: fixed small training sets,
+   many seeds), per run the standardized train/held-out gap
+   ``d = (mean f(x_train) - mean f(x_heldout)) / s`` (``s``: pooled
+   standard deviation of the critic's scores on both sets; the same fakes
+   enter both Wasserstein terms and cancel). In a cell (dataset,
+   training-set size) GP's gap is *positive* if its ``d`` > 0 by a
+   one-sided one-sample t-test, and GP *overfits more* if in addition its
+   ``d`` exceeds clipping's and SN's by one-sided Welch t-tests, each at
+   ``ALPHA / cells`` (Bonferroni over the cells). GP is the paper's
+   lambda = 10 (label ``gp``). **supported** if GP overfits more in at
+   least one cell; **partly** if its gap is only positive in some cell;
+   **not supported** otherwise.
+3. *SN is the middle ground.* Scale-free quantities, each per dataset (or
+   overfitting cell): the early progress ``p`` of rule 2a, the growth of
+   the probe gradient norm from iteration 0 to the window
+   (``log10(g_window / g_0)``; undefined if either is 0), and the
+   standardized gap ``d`` of rule 2b. SN is *between* if its mean lies in
+   ``[min, max]`` of clipping's and GP's (undefined counts as not between).
+   **supported** if SN is between on a majority of datasets for every
+   quantity; **partly** if between on a majority of all (dataset, quantity)
+   pairs pooled; **not supported** otherwise.
 4. *SN makes ReLU / LeakyReLU networks 1-Lipschitz; not GELU / Swish.*
-   (A) every ReLU / LeakyReLU SN MLP (initialized and trained) has certified
-   upper bound <= 1 + CERTIFY_TOL and searched lower bound <= 1 +
-   VIOLATION_TOL; (B) every GELU / Swish SN MLP has an upper bound > 1 (the
-   certificate fails) and (C) some GELU / Swish SN MLP has a searched lower
-   bound > 1 + VIOLATION_TOL (the constraint is violated in fact).
-   **supported** if A, B and C; **partly** if A and B only; **not
-   supported** if A or B fails. The conv critic with reshape SN is reported
-   as a scope note (the poster states the result for dense layers).
+   Every row of the Lipschitz table (all states: initialized, trained and the
+   hand-built worst-case chains) is treated alike, with its own tolerance
+   ``tol = float32_bound_tolerance(depth, width)``. (A) every ReLU /
+   LeakyReLU row has certified upper bound <= 1 + tol; (A') no ReLU /
+   LeakyReLU row has a lower bound (a measured slope, a true lower bound
+   of the constant) > 1 + tol; (B) for every GELU / Swish activation some
+   row has a lower bound > 1 + tol (measured: the network is not
+   1-Lipschitz, so no certificate of 1 can exist); (C) such a row exists
+   among the initialized or trained networks, not only the worst-case
+   chains. **supported** if A, A', B and C; **partly** if A' and B hold
+   (no ReLU violation measured, GELU/Swish violations measured) but A or C
+   fails; **not supported** if A' or B fails.
 5. *Var((Wx)_i) = n s^2, so s^2 ~ 1/n (LeCun/Xavier) keeps activations
    stable; SN bounds ||W||_2 without assuming a distribution for x.*
    (a) every cell of the variance check has ``|z| <= Z_MAX``; (b) the LeCun
    choice ``c = 1`` keeps the per-layer activation factor within
    ``1 +- STABLE_TOL`` for every activation at the largest depth (b') or at
    least some ``c`` does for every activation; (c) SN keeps every layer's
-   spectral norm and gain <= 1 + 1e-6 for every input family. **supported**
-   if a, b and c; **partly** if a and c with only b'; **not supported** if a
-   or c fails, or neither b nor b'.
+   spectral norm and gain <= 1 + tol (tol: float32 bound tolerance of one
+   layer of the table's width) for every input family. **supported** if a,
+   b and c; **partly** if a and c with only b'; **not supported** if a or c
+   fails, or neither b nor b'.
 """
 
 from __future__ import annotations
 
 import math
-import os
 
 import numpy as np
 import pandas as pd
+from scipy import stats
 
-from keras_sngan.experiments import io
-from keras_sngan.experiments.lipschitz_activations import CERTIFY_TOL, VIOLATION_TOL
-from keras_sngan.experiments.runs import METHOD_ORDER, load, load_metrics
+from keras_sngan.experiments.runs import METHOD_ORDER
 
-SMALL_ABS = 0.1
 SMALL_REL = 0.1
 EARLY_FRACTION = 0.1
-GAP_SIGMAS = 2.0
+ALPHA = 0.05
 Z_MAX = 4.0
 STABLE_TOL = 0.05
+FLOAT32_EPS = float(np.finfo(np.float32).eps)
 SUPPORTED, PARTLY, NOT_SUPPORTED = "supported", "partly supported", "not supported"
+THRESHOLDS = {"SMALL_REL": SMALL_REL, "EARLY_FRACTION": EARLY_FRACTION, "ALPHA": ALPHA, "Z_MAX": Z_MAX,
+              "STABLE_TOL": STABLE_TOL, "FLOAT32_EPS": FLOAT32_EPS}
+GP_REFERENCE = "gp"  # the method label rule 2b tests: GP at the paper's lambda = 10
+
+
+def float32_bound_tolerance(depth, width) -> float:
+    """A-priori float32 error of a Lipschitz bound: ``(depth + 1) * width * eps``.
+
+    A bound of a depth-``depth`` MLP is a product of ``depth + 1`` spectral
+    norms; each norm of a ``width``-wide float32 matrix carries a relative
+    error of at most about ``width * eps`` (Higham, *Accuracy and Stability
+    of Numerical Algorithms*, backward error of the products it is computed
+    from), and relative errors of a product add up.
+    """
+    return (int(depth) + 1) * max(int(width), 1) * FLOAT32_EPS
 
 
 def _majority(count, total):
     return total > 0 and count > total / 2
 
 
-def _window_mean(history, column, window):
-    lo, hi = window
-    sel = history[(history["iteration"] >= lo) & (history["iteration"] <= hi)]
-    return sel.groupby(["dataset", "method", "seed"])[column].mean()
-
-
-def _early_drop(history, column):
-    """``L(0) - mean L(1..cut)``, ``cut = ceil(EARLY_FRACTION * last iteration)``, per run."""
-    rows = {}
-    for (dataset, method, seed), g in history.groupby(["dataset", "method", "seed"]):
-        last = int(g["iteration"].max())
-        cut = max(1, int(math.ceil(EARLY_FRACTION * last)))
-        start = g[g["iteration"] == 0][column].mean()
-        rows[(dataset, method, seed)] = start - g[(g["iteration"] >= 1) & (g["iteration"] <= cut)][column].mean()
-    return pd.Series(rows)
-
-
 def _by_method(series):
-    """{dataset: {method: (mean, std, n)}} from a (dataset, method, seed) series."""
+    """{dataset: {method: (mean, std, n)}} from a (dataset, method, seed)-indexed series."""
     out = {}
-    for (dataset, method), g in series.groupby(level=[0, 1]):
+    for (dataset, method), g in series.groupby(level=[0, 1], sort=False):
         values = g.to_numpy(float)
         out.setdefault(dataset, {})[method] = (
             float(np.mean(values)),
@@ -108,130 +147,314 @@ def _fmt(stat):
     return f"{mean:.4g} ± {std:.2g} (n={n})"
 
 
+def _methods(stats):
+    return [m for m in METHOD_ORDER if m in stats] + [m for m in stats if m not in METHOD_ORDER]
+
+
+def _require(frame, columns, rule):
+    missing = [c for c in columns if c not in frame]
+    if missing:
+        raise ValueError(f"claims.{rule}: the table lacks column(s) {missing}; it has {list(frame.columns)}.")
+
+
+# --------------------------------------------------------------------------- shared quantities
+def window_mean(history, column, window):
+    """Mean of ``column`` over iterations ``window[0]..window[1]``, per (dataset, method, seed)."""
+    lo, hi = window
+    sel = history[(history["iteration"] >= lo) & (history["iteration"] <= hi)]
+    return sel.groupby(["dataset", "method", "seed"], sort=False)[column].mean()
+
+
+def at_iteration(history, column, iteration=0):
+    """``column`` at one iteration, per (dataset, method, seed)."""
+    sel = history[history["iteration"] == iteration]
+    return sel.groupby(["dataset", "method", "seed"], sort=False)[column].mean()
+
+
+def early_progress(history, column="wasserstein"):
+    """Rule 2a's scale-free early progress ``p`` of ``column`` per (dataset, method, seed).
+
+    ``p = (mean over 1..cut - value at 0) / (largest block mean - value at 0)``,
+    blocks of ``cut = ceil(EARLY_FRACTION * last iteration)`` iterations
+    starting at iteration 1; 0 when the run never rises above its start.
+    """
+    rows = {}
+    for key, g in history.groupby(["dataset", "method", "seed"], sort=False):
+        g = g.sort_values("iteration")
+        last = int(g["iteration"].max())
+        cut = max(1, int(math.ceil(EARLY_FRACTION * last)))
+        start = float(g.loc[g["iteration"] == 0, column].mean())
+        later = g[g["iteration"] >= 1]
+        blocks = later.groupby((later["iteration"] - 1) // cut)[column].mean()
+        rise = float(blocks.max()) - start if len(blocks) else 0.0
+        early = float(blocks.iloc[0]) - start if len(blocks) else 0.0
+        rows[key] = early / rise if rise > 0 else 0.0
+    return pd.Series(rows, dtype=float)
+
+
+def early_drop(history, column="wasserstein"):
+    """``W(0) - mean W(1..cut)`` sign-flipped to a loss drop: the early drop of ``-W`` per run (raw scale)."""
+    rows = {}
+    for key, g in history.groupby(["dataset", "method", "seed"], sort=False):
+        last = int(g["iteration"].max())
+        cut = max(1, int(math.ceil(EARLY_FRACTION * last)))
+        start = float(g.loc[g["iteration"] == 0, column].mean())
+        rows[key] = float(g[(g["iteration"] >= 1) & (g["iteration"] <= cut)][column].mean()) - start
+    return pd.Series(rows, dtype=float)
+
+
+def gradient_growth(history, window, column="probe_grad_norm"):
+    """``log10(g_window / g_0)`` per (dataset, method): mean over seeds first; NaN if either is 0."""
+    win = _by_method(window_mean(history, column, window))
+    init = _by_method(at_iteration(history, column))
+    out = {}
+    for dataset, stats_ in win.items():
+        for method, (mean, _, _) in stats_.items():
+            g0 = init[dataset][method][0]
+            out.setdefault(dataset, {})[method] = math.log10(mean / g0) if mean > 0 and g0 > 0 else float("nan")
+    return out
+
+
+# --------------------------------------------------------------------------- rule 1
 def claim_clipping(history, window):
     """Rule 1 (see module docstring)."""
-    g_win = _by_method(_window_mean(history, "grad_norm", window))
-    g_init = _by_method(history[history["iteration"] == 0].set_index(["dataset", "method", "seed"])["grad_norm"])
+    _require(history, ["probe_grad_norm"], "claim_clipping")
+    g_win = _by_method(window_mean(history, "probe_grad_norm", window))
+    g_init = _by_method(at_iteration(history, "probe_grad_norm"))
     small, small_init, lines = [], [], []
-    for dataset, stats in g_win.items():
-        if not {"clip", "gp"} <= stats.keys():
+    for dataset, stats_ in g_win.items():
+        others = [m for m in stats_ if m != "clip"]
+        if "clip" not in stats_ or not others:
             continue
-        clip, gp = stats["clip"][0], stats["gp"][0]
-        is_small = clip < SMALL_ABS and clip < SMALL_REL * gp
-        clip0 = g_init[dataset]["clip"][0]
-        gp0 = g_init[dataset]["gp"][0]
-        was_small = clip0 < SMALL_ABS and clip0 < SMALL_REL * gp0
+        clip = stats_["clip"][0]
+        is_small = all(clip <= SMALL_REL * stats_[m][0] for m in others)
+        init = g_init[dataset]
+        was_small = all(init["clip"][0] <= SMALL_REL * init[m][0] for m in others)
         small.append(is_small)
         small_init.append(was_small)
         lines.append(
-            f"{dataset}: ||grad_x f|| in iterations {window[0]}-{window[1]}: clip {_fmt(stats['clip'])}, "
-            f"GP {_fmt(stats['gp'])}" + (f", SN {_fmt(stats['sn'])}" if "sn" in stats else "")
-            + f"; at iteration 0: clip {clip0:.3g}, GP {gp0:.3g} -> small at ~200: {is_small}, already at 0: {was_small}"
+            f"{dataset}: probe ||grad_x f|| in iterations {window[0]}-{window[1]}: "
+            + ", ".join(f"{m} {_fmt(stats_[m])}" for m in _methods(stats_))
+            + "; at iteration 0: " + ", ".join(f"{m} {init[m][0]:.3g}" for m in _methods(init))
+            + f" -> clip <= {SMALL_REL} x every other method: in window {is_small}, at iteration 0 {was_small}"
         )
-    if small and all(small) and not all(small_init):
+    n = len(small)
+    if n and all(small) and _majority(n - sum(small_init), n):
         verdict = SUPPORTED
-    elif any(small):
+    elif _majority(sum(small), n):
         verdict = PARTLY
     else:
         verdict = NOT_SUPPORTED
     note = ""
-    if small and all(small) and all(small_init):
-        note = ("Clipping's gradients are already small at iteration 0 (clipping the initial weights to "
-                "[-c, c] shrinks the critic): the effect is present from initialization, not something "
-                "that develops by iteration 200.")
+    if n and _majority(sum(small), n) and _majority(sum(small_init), n):
+        note = ("Clipping's gradients are already small at iteration 0 on most datasets (the initial weights are "
+                "clipped to [-c, c]): the effect is present from initialization, not something that develops "
+                "by iteration 200.")
     return {"numbers": lines, "verdict": verdict, "note": note,
-            "data": {"window": g_win, "iteration0": g_init}}
+            "used": {"quantity": "probe_grad_norm", "window": list(window), "SMALL_REL": SMALL_REL,
+                     "small_datasets": int(sum(small)), "small_at_init_datasets": int(sum(small_init)),
+                     "datasets": n}}
 
 
-def claim_gp(history, gaps):
-    """Rule 2 (see module docstring)."""
-    early = _by_method(_early_drop(history, "critic_loss"))
-    last = gaps.loc[gaps.groupby(["dataset", "method", "seed"])["iteration"].idxmax()]
-    final_gap = _by_method(last.set_index(["dataset", "method", "seed"])["gap"])
-    fast, overfit, lines = [], [], []
-    for dataset, stats in early.items():
-        if "gp" not in stats:
+# --------------------------------------------------------------------------- rule 2
+def standardized_gap_tests(overfit, reference=GP_REFERENCE, alpha=ALPHA):
+    """Rule 2b's tests per cell (dataset, train_size): GP's standardized gap vs 0 and vs each other method.
+
+    Returns one dict per cell with the one-sample and Welch p-values
+    (one-sided), Hedges' g, the mean difference and its 95% Welch confidence
+    interval per other method, and whether GP overfits at ``alpha / cells``.
+    """
+    _require(overfit, ["dataset", "train_size", "method", "seed", "std_gap", "gap"], "standardized_gap_tests")
+    cells = list(overfit.groupby(["dataset", "train_size"], sort=False))
+    level = alpha / max(len(cells), 1)
+    out = []
+    for (dataset, size), g in cells:
+        values = {m: g[g["method"] == m]["std_gap"].to_numpy(float) for m in g["method"].unique()}
+        raw = {m: g[g["method"] == m]["gap"].to_numpy(float) for m in g["method"].unique()}
+        cell = {"dataset": dataset, "train_size": int(size), "level": level, "overfits": False, "positive": False,
+                "summary": {m: (float(v.mean()), float(v.std(ddof=1)) if len(v) > 1 else 0.0, len(v)) for m, v in values.items()},
+                "raw_gap": {m: (float(v.mean()), float(v.std(ddof=1)) if len(v) > 1 else 0.0, len(v)) for m, v in raw.items()},
+                "comparisons": {}}
+        gp = values.get(reference)
+        if gp is None or len(gp) < 2:
+            out.append(cell)
             continue
-        others = [m for m in stats if m != "gp"]
-        is_fast = all(stats["gp"][0] > stats[m][0] for m in others)
-        g = final_gap[dataset]
-        mean, std, n = g["gp"]
-        sem = std / math.sqrt(n) if n > 1 else float("inf")
-        is_over = mean - GAP_SIGMAS * sem > 0 and all(mean > g[m][0] for m in g if m != "gp")
-        fast.append(is_fast)
-        overfit.append(is_over)
+        p0 = float(stats.ttest_1samp(gp, 0.0, alternative="greater").pvalue) if np.std(gp) > 0 else (0.0 if gp.mean() > 0 else 1.0)
+        cell["p_positive"] = p0
+        ok = p0 < level
+        for m, other in values.items():
+            if m not in ("clip", "sn") or len(other) < 2:
+                continue
+            test = stats.ttest_ind(gp, other, equal_var=False, alternative="greater")
+            p = float(test.pvalue) if np.isfinite(test.pvalue) else (0.0 if gp.mean() > other.mean() else 1.0)
+            ci = stats.ttest_ind(gp, other, equal_var=False).confidence_interval(0.95) if np.isfinite(test.pvalue) else None
+            pooled = math.sqrt(((len(gp) - 1) * gp.var(ddof=1) + (len(other) - 1) * other.var(ddof=1)) / (len(gp) + len(other) - 2))
+            hedges = (gp.mean() - other.mean()) / pooled * (1 - 3 / (4 * (len(gp) + len(other)) - 9)) if pooled > 0 else float("nan")
+            cell["comparisons"][m] = {"difference": float(gp.mean() - other.mean()), "p": p,
+                                      "ci95": [float(ci.low), float(ci.high)] if ci is not None else [float("nan")] * 2,
+                                      "hedges_g": float(hedges)}
+            ok = ok and p < level
+        cell["positive"] = bool(p0 < level)
+        cell["overfits"] = bool(ok and cell["comparisons"])
+        out.append(cell)
+    return out
+
+
+def claim_gp_speed(history):
+    """Rule 2a (see module docstring)."""
+    _require(history, ["wasserstein"], "claim_gp_speed")
+    progress = _by_method(early_progress(history))
+    drop = _by_method(early_drop(history))
+    first, top_half, lines = [], [], []
+    for dataset, stats_ in progress.items():
+        if GP_REFERENCE not in stats_ or len(stats_) < 2:
+            continue
+        ranked = sorted(stats_, key=lambda m: -stats_[m][0])
+        rank = ranked.index(GP_REFERENCE) + 1
+        first.append(rank == 1)
+        top_half.append(rank <= math.ceil(len(ranked) / 2))
         lines.append(
-            f"{dataset}: critic-loss drop from iteration 0 to the first {EARLY_FRACTION:.0%} of iterations "
-            + ", ".join(f"{m} {_fmt(stats[m])}" for m in METHOD_ORDER if m in stats)
-            + f" -> GP drops most: {is_fast}; final critic gap (train - held-out) "
-            + ", ".join(f"{m} {_fmt(g[m])}" for m in METHOD_ORDER if m in g)
-            + f" -> GP overfits: {is_over}"
+            f"{dataset}: early progress p of the Wasserstein estimate (fraction of the run's largest rise reached "
+            f"in the first {EARLY_FRACTION:.0%}): " + ", ".join(f"{m} {_fmt(stats_[m])}" for m in _methods(stats_))
+            + "; raw early rise of W (= drop of the critic loss minus GP's penalty): "
+            + ", ".join(f"{m} {drop[dataset][m][0]:.4g}" for m in _methods(drop[dataset]))
+            + f" -> GP's rank {rank} of {len(ranked)}"
         )
-    a, b = _majority(sum(fast), len(fast)), any(overfit)
-    verdict = SUPPORTED if a and b else PARTLY if a or b else NOT_SUPPORTED
-    return {"numbers": lines, "verdict": verdict, "note": "", "data": {"early": early, "final_gap": final_gap},
-            "fast_datasets": int(sum(fast)), "overfit_datasets": int(sum(overfit)), "datasets": len(fast)}
+    n = len(first)
+    verdict = SUPPORTED if _majority(sum(first), n) else PARTLY if _majority(sum(top_half), n) else NOT_SUPPORTED
+    return {"numbers": lines, "verdict": verdict, "note": "",
+            "used": {"quantity": "early progress p of wasserstein", "EARLY_FRACTION": EARLY_FRACTION,
+                     "gp_first_datasets": int(sum(first)), "gp_top_half_datasets": int(sum(top_half)), "datasets": n}}
 
 
-def claim_middle(history, window):
+def claim_gp_overfit(overfit):
+    """Rule 2b (see module docstring). ``overfit``: the overfitting experiment's table (or None)."""
+    cells = standardized_gap_tests(overfit) if overfit is not None and len(overfit) else []
+    lines = []
+    for cell in cells:
+        summ = cell["summary"]
+        text = (f"{cell['dataset']}, {cell['train_size']} training samples: standardized gap d "
+                + ", ".join(f"{m} {_fmt(summ[m])}" for m in _methods(summ))
+                + "; raw gap " + ", ".join(f"{m} {cell['raw_gap'][m][0]:.3g}" for m in _methods(cell["raw_gap"])))
+        if "p_positive" in cell:
+            text += f"; GP d > 0: one-sided p = {cell['p_positive']:.3g}"
+            for m, c in cell["comparisons"].items():
+                text += (f"; GP - {m}: {c['difference']:.3g} [95% CI {c['ci95'][0]:.3g}, {c['ci95'][1]:.3g}], "
+                         f"Hedges g {c['hedges_g']:.2f}, Welch one-sided p = {c['p']:.3g}")
+        text += f" (level {cell['level']:.3g}) -> GP gap > 0: {cell['positive']}, GP overfits more than the others: {cell['overfits']}"
+        lines.append(text)
+    overfits = sum(c["overfits"] for c in cells)
+    positive = sum(c["positive"] for c in cells)
+    verdict = SUPPORTED if overfits else PARTLY if positive else NOT_SUPPORTED
+    note = "" if cells else "No overfitting experiment was given: the rule had no data."
+    if not overfits and positive:
+        note = "GP's critic scores its training samples above held-out ones, but not more than the other methods' critics do."
+    return {"numbers": lines, "verdict": verdict, "note": note,
+            "used": {"quantity": "standardized gap d (same fakes)", "gp_label": GP_REFERENCE, "alpha": ALPHA,
+                     "level_per_cell": ALPHA / max(len(cells), 1), "cells": len(cells),
+                     "cells_gp_overfits": int(overfits), "cells_gp_gap_positive": int(positive)}}
+
+
+# --------------------------------------------------------------------------- rule 3
+def _between(values):
+    if not {"clip", "gp", "sn"} <= values.keys():
+        return None
+    lo, hi = sorted([values["clip"], values["gp"]])
+    sn = values["sn"]
+    if any(not np.isfinite(v) for v in (lo, hi, sn)):
+        return False
+    return bool(lo <= sn <= hi)
+
+
+def claim_middle(history, window, overfit=None):
     """Rule 3 (see module docstring)."""
-    early = _by_method(_early_drop(history, "critic_loss"))
-    grad = _by_method(_window_mean(history, "grad_norm", window))
-    counts = {"early critic-loss drop": 0, "window gradient norm": 0}
-    lines, total = [], 0
-    for dataset in early:
-        if not {"clip", "gp", "sn"} <= early[dataset].keys():
-            continue
-        total += 1
-        flags = {}
-        for name, stats in (("early critic-loss drop", early[dataset]), ("window gradient norm", grad[dataset])):
-            lo, hi = sorted([stats["clip"][0], stats["gp"][0]])
-            flags[name] = lo <= stats["sn"][0] <= hi
-            counts[name] += flags[name]
-        lines.append(
-            f"{dataset}: early critic-loss drop clip {early[dataset]['clip'][0]:.4g}, SN {early[dataset]['sn'][0]:.4g}, "
-            f"GP {early[dataset]['gp'][0]:.4g} (between: {flags['early critic-loss drop']}); "
-            f"gradient norm clip {grad[dataset]['clip'][0]:.3g}, SN {grad[dataset]['sn'][0]:.3g}, "
-            f"GP {grad[dataset]['gp'][0]:.3g} (between: {flags['window gradient norm']})"
-        )
-    both = all(_majority(c, total) for c in counts.values())
-    one = any(_majority(c, total) for c in counts.values()) or any(c > 0 for c in counts.values())
-    verdict = SUPPORTED if both else PARTLY if one else NOT_SUPPORTED
-    return {"numbers": lines, "verdict": verdict, "note": "", "data": counts, "datasets": total}
+    _require(history, ["wasserstein", "probe_grad_norm"], "claim_middle")
+    quantities = {
+        "early progress p": {d: {m: s[0] for m, s in v.items()} for d, v in _by_method(early_progress(history)).items()},
+        "log10 gradient growth": gradient_growth(history, window),
+    }
+    if overfit is not None and len(overfit):
+        std_gap = overfit.groupby(["dataset", "train_size", "method"], sort=False)["std_gap"].mean()
+        cells = {}
+        for (dataset, size, method), value in std_gap.items():
+            cells.setdefault(f"{dataset}/{size}", {})[method] = float(value)
+        quantities["standardized overfitting gap d"] = cells
+    counts, lines = {}, []
+    for name, per_dataset in quantities.items():
+        flags = {d: _between(v) for d, v in per_dataset.items()}
+        flags = {d: f for d, f in flags.items() if f is not None}
+        counts[name] = (sum(flags.values()), len(flags))
+        for dataset, flag in flags.items():
+            v = per_dataset[dataset]
+            lines.append(f"{dataset}, {name}: clip {v['clip']:.4g}, SN {v['sn']:.4g}, GP {v['gp']:.4g} -> SN between: {flag}")
+    every = bool(counts) and all(_majority(c, n) for c, n in counts.values())
+    pooled = _majority(sum(c for c, _ in counts.values()), sum(n for _, n in counts.values()))
+    verdict = SUPPORTED if every else PARTLY if pooled else NOT_SUPPORTED
+    lines.append("SN between (count / datasets): " + ", ".join(f"{k} {c}/{n}" for k, (c, n) in counts.items()))
+    return {"numbers": lines, "verdict": verdict, "note": "",
+            "used": {k: {"between": c, "of": n} for k, (c, n) in counts.items()}}
+
+
+# --------------------------------------------------------------------------- rule 4
+PIECEWISE = ("relu", "leaky_relu")
+SMOOTH = ("gelu", "swish")
 
 
 def claim_lipschitz(mlp, conv_networks):
     """Rule 4 (see module docstring)."""
-    piecewise = mlp[mlp["activation"].isin(["relu", "leaky_relu"]) & mlp["state"].isin(["init", "trained"])]
-    smooth = mlp[mlp["activation"].isin(["gelu", "swish"])]
-    a = bool((piecewise["upper_bound"] <= 1 + CERTIFY_TOL).all() and (piecewise["lower_bound"] <= 1 + VIOLATION_TOL).all())
-    b = bool((smooth[smooth["state"] != "worst_case"]["upper_bound"] > 1).all())
-    violators = smooth[smooth["lower_bound"] > 1 + VIOLATION_TOL]
-    c = len(violators) > 0
-    lines = [
-        f"ReLU/LeakyReLU SN MLPs (init + trained, depths {sorted(piecewise['depth'].unique().tolist())}): "
-        f"max certified upper bound {piecewise['upper_bound'].max():.4f} (excess over 1 from power-iteration lag), "
-        f"max searched lower bound {piecewise['lower_bound'].max():.4f}.",
-    ]
-    for act, g in smooth.groupby("activation", sort=False):
+    _require(mlp, ["activation", "depth", "width", "state", "upper_bound", "lower_bound"], "claim_lipschitz")
+    mlp = mlp.assign(tol=[float32_bound_tolerance(d, w) for d, w in zip(mlp["depth"], mlp["width"])])
+    piece = mlp[mlp["activation"].isin(PIECEWISE)]
+    smooth = mlp[mlp["activation"].isin(SMOOTH)]
+    a = bool(len(piece)) and bool((piece["upper_bound"] <= 1 + piece["tol"]).all())
+    a_prime = bool(len(piece)) and bool((piece["lower_bound"] <= 1 + piece["tol"]).all())
+    violating = smooth[smooth["lower_bound"] > 1 + smooth["tol"]]
+    b = bool(len(smooth)) and set(violating["activation"]) == set(smooth["activation"])
+    c = bool((violating["state"] != "worst_case").any())
+    lines = []
+    for act, g in piece.groupby("activation", sort=False):
+        worst_upper = g.loc[(g["upper_bound"] - 1 - g["tol"]).idxmax()]
+        worst_lower = g.loc[(g["lower_bound"] - 1 - g["tol"]).idxmax()]
         lines.append(
-            f"{act}: activation Lipschitz constant {g['activation_lipschitz'].iloc[0]:.4f}; certified upper bound "
-            f"{g[g.state != 'worst_case']['upper_bound'].min():.3f}..{g[g.state != 'worst_case']['upper_bound'].max():.3f}; "
-            f"searched lower bound max {g['lower_bound'].max():.3f} "
-            f"(init {g[g.state == 'init']['lower_bound'].max():.3f}, trained {g[g.state == 'trained']['lower_bound'].max():.3f}, "
-            f"worst-case chain {g[g.state == 'worst_case']['lower_bound'].max():.3f})."
+            f"{act} ({len(g)} rows, states {sorted(g['state'].unique())}): max upper bound {g['upper_bound'].max():.6f} "
+            f"(excess over 1 + tol: {worst_upper['upper_bound'] - 1 - worst_upper['tol']:+.2e} at depth "
+            f"{int(worst_upper['depth'])} {worst_upper['state']}, tol {worst_upper['tol']:.2e}); max lower bound "
+            f"{g['lower_bound'].max():.6f} (excess {worst_lower['lower_bound'] - 1 - worst_lower['tol']:+.2e}, "
+            f"tol {worst_lower['tol']:.2e})"
         )
-    verdict = SUPPORTED if a and b and c else PARTLY if a and b else NOT_SUPPORTED
-    note_parts = []
-    for row in conv_networks.itertuples():
-        note_parts.append(f"{row.method}: whole-network bound {row.upper_bound:.3f}, largest layer operator norm {row.max_layer_norm:.3f}")
+    for act, g in smooth.groupby("activation", sort=False):
+        v = violating[violating["activation"] == act]
+        lines.append(
+            f"{act} ({len(g)} rows): upper bound {g['upper_bound'].min():.3f}..{g['upper_bound'].max():.3f}; "
+            f"lower bound max {g['lower_bound'].max():.4f}; rows with lower bound > 1 + tol: {len(v)} "
+            f"(states {sorted(v['state'].unique().tolist())})"
+        )
+    lines.append(f"A (ReLU/LeakyReLU certified <= 1 + tol): {a}; A' (no ReLU/LeakyReLU lower bound > 1 + tol): {a_prime}; "
+                 f"B (every GELU/Swish activation has a measured violation): {b}; C (a violation outside the worst-case chains): {c}")
+    if a and a_prime and b and c:
+        verdict = SUPPORTED
+    elif a_prime and b:
+        verdict = PARTLY
+    else:
+        verdict = NOT_SUPPORTED
+    note_parts = [f"{row.method}: whole-network bound {row.upper_bound:.3f}, largest layer operator norm {row.max_layer_norm:.3f}"
+                  for row in conv_networks.itertuples()]
     note = ("Scope note (convolutions): a standard CNN critic with SN is not 1-Lipschitz with Miyato's reshape "
             "normalization: " + "; ".join(note_parts) + ".") if note_parts else ""
-    return {"numbers": lines, "verdict": verdict, "note": note, "data": {"A": a, "B": b, "C": c}}
+    return {"numbers": lines, "verdict": verdict, "note": note,
+            "used": {"A": a, "A_prime": a_prime, "B": b, "C": c,
+                     "tolerance": "float32_bound_tolerance(depth, width) = (depth + 1) * width * eps32",
+                     "tol_range": [float(mlp["tol"].min()), float(mlp["tol"].max())] if len(mlp) else []}}
 
 
-def claim_variance(check, stability, bound):
-    """Rule 5 (see module docstring)."""
+# --------------------------------------------------------------------------- rule 5
+def claim_variance(check, stability, bound, width=None):
+    """Rule 5 (see module docstring).
+
+    ``width``: the layer width of the variance experiment's SN layers, for the
+    float32 tolerance of condition (c); None uses 1024 (the widest layer of
+    the default variance check), a looser tolerance.
+    """
     a = bool((check["z"].abs() <= Z_MAX).all())
     deepest = stability[stability["depth"] == stability["depth"].max()]
     acts = deepest["activation"].unique()
@@ -247,8 +470,9 @@ def claim_variance(check, stability, bound):
         for act in acts
     }
     b_prime = all(per_act.values())
+    tol = float32_bound_tolerance(0, width if width is not None else 1024)
     sn_rows = deepest[deepest["scheme"] == "sn"]
-    c = bool(sn_rows["max_spectral_norm"].max() <= 1 + 1e-6 and bound["max_layer_gain"].max() <= 1 + 1e-6)
+    c = bool(sn_rows["max_spectral_norm"].max() <= 1 + tol and bound["max_layer_gain"].max() <= 1 + tol)
     lines = [
         f"Var((Wx)_i)/(n s^2) in [{check['ratio'].min():.4f}, {check['ratio'].max():.4f}], max |z| = "
         f"{check['z'].abs().max():.2f} over {len(check)} cells (n in {sorted(check['n'].unique().tolist())}, "
@@ -258,11 +482,11 @@ def claim_variance(check, stability, bound):
         lines.append(
             f"depth {row.depth}, {row.activation}, {row.scheme}: activation factor per layer "
             f"{row.activation_factor_per_layer:.3f}, gradient factor {row.gradient_factor_per_layer:.3f}, "
-            f"max spectral norm {row.max_spectral_norm:.3f}"
+            f"max spectral norm {row.max_spectral_norm:.6f}"
         )
     lines.append(
-        f"SN layer gain over inputs {sorted(bound['input'].unique().tolist())}: max {bound['max_layer_gain'].max():.4f}; "
-        f"stable c per activation: {per_act}."
+        f"SN layer gain over inputs {sorted(bound['input'].unique().tolist())}: max {bound['max_layer_gain'].max():.6f} "
+        f"(tol {tol:.2e}); stable c per activation: {per_act}."
     )
     if a and c and b:
         verdict = SUPPORTED
@@ -275,176 +499,26 @@ def claim_variance(check, stability, bound):
         note = ("s^2 = 1/n (LeCun) does not keep ReLU-type activations stable: they shrink by about sqrt(2) "
                 "per layer; s^2 ~ 1/n works with an activation-dependent constant (He: 2/n). SN bounds the "
                 "norm but its typical gain is below 1, so SN activations shrink too.")
-    return {"numbers": lines, "verdict": verdict, "note": note, "data": {"a": a, "b": b, "b_prime": b_prime, "c": c}}
+    return {"numbers": lines, "verdict": verdict, "note": note,
+            "used": {"a": a, "b": b, "b_prime": b_prime, "c": c, "Z_MAX": Z_MAX, "STABLE_TOL": STABLE_TOL, "sn_tol": tol}}
 
 
 CLAIMS = [
     ("1", "Weight clipping leaves the critic with small gradients by about iteration 200."),
-    ("2", "Gradient penalty drives the critic loss down fast and risks overfitting (train vs held-out gap)."),
+    ("2a", "Gradient penalty drives the critic loss down fast."),
+    ("2b", "Gradient penalty risks overfitting (train vs held-out gap of the critic's Wasserstein estimate)."),
     ("3", "Spectral normalization is the middle ground between clipping and GP."),
     ("4", "SN makes ReLU / LeakyReLU networks 1-Lipschitz; GELU and Swish are not 1-Lipschitz, so the guarantee fails."),
     ("5", "Var((Wx)_i) = n s^2, so s^2 ~ 1/n keeps activations stable, and SN bounds ||W||_2 without distributional assumptions."),
 ]
 
 
-def run(variance_dir, lipschitz_dir, run_dirs, flow_runs: dict, out_md, out_json, window=(150, 250)) -> dict:
-    """Compute every claim's numbers and verdict; write ``claims.md`` and ``claims.json``.
+def run(*args, **kwargs):
+    """Compute every verdict and write the reports (see :func:`keras_sngan.experiments.claims_report.run`)."""
+    from keras_sngan.experiments import claims_report
 
-    Args:
-        variance_dir, lipschitz_dir: outputs of the variance / Lipschitz experiments.
-        run_dirs: comparison run directories (with ``history.csv``, ``gap.csv``, ``eval/``).
-        flow_runs: ``{label: run_dir}`` of the gradient-flow runs (reported with claim 1).
-        window: iterations of "about iteration 200".
-    """
-    window = tuple(int(w) for w in window)
-    if len(window) != 2 or window[0] > window[1]:
-        raise ValueError(f"claims.run: `window` must be (start, end) with start <= end, received {window!r}.")
-    history = load(run_dirs, "history.csv")
-    gaps = load(run_dirs, "gap.csv")
-    seeds = sorted(history["seed"].unique().tolist())
-    results = [
-        claim_clipping(history, window),
-        claim_gp(history, gaps),
-        claim_middle(history, window),
-        claim_lipschitz(pd.read_csv(os.path.join(lipschitz_dir, "mlp_bounds.csv")),
-                        pd.read_csv(os.path.join(lipschitz_dir, "conv_networks.csv"))),
-        claim_variance(pd.read_csv(os.path.join(variance_dir, "variance_check.csv")),
-                       pd.read_csv(os.path.join(variance_dir, "stability.csv")),
-                       pd.read_csv(os.path.join(variance_dir, "sn_bound.csv"))),
-    ]
-    results[0]["numbers"].extend(_flow_lines(flow_runs, window))
-    claims = []
-    for (cid, text), result in zip(CLAIMS, results):
-        claims.append({"id": cid, "claim": text, "verdict": result["verdict"], "numbers": result["numbers"], "note": result["note"]})
-    md = _markdown(claims, seeds, window, len(run_dirs))
-    io.write_text(out_md, md)
-    payload = {"seeds": seeds, "window": list(window), "claims": claims,
-               "thresholds": {"SMALL_ABS": SMALL_ABS, "SMALL_REL": SMALL_REL, "EARLY_FRACTION": EARLY_FRACTION,
-                              "GAP_SIGMAS": GAP_SIGMAS, "Z_MAX": Z_MAX, "STABLE_TOL": STABLE_TOL,
-                              "CERTIFY_TOL": CERTIFY_TOL, "VIOLATION_TOL": VIOLATION_TOL}}
-    io.write_json(out_json, payload)
-    return payload
+    return claims_report.run(*args, **kwargs)
 
 
-def _flow_lines(flow_runs, window):
-    """Deep-critic (12-layer) per-layer weight-gradient norms at iteration 0 and in the window."""
-    from keras_sngan.experiments import gradient_flow as gf
-
-    if not flow_runs:
-        return []
-    labels, paths = [], []
-    for label, run in flow_runs.items():
-        for path in run if isinstance(run, (list, tuple)) else [run]:
-            labels.append(label)
-            paths.append(path)
-    table = gf.collect(paths, labels)
-    lines = []
-    for label in dict.fromkeys(labels):
-        t = table[table["config"] == label]
-        at0 = t[t["iteration"] == 0]["grad_norm"]
-        win = t[(t["iteration"] >= window[0]) & (t["iteration"] <= window[1])].groupby("depth")["grad_norm"].mean()
-        lines.append(
-            f"deep critic ({label}): weight-gradient norms over layers at iteration 0 "
-            f"{at0.min():.2e}..{at0.max():.2e}; mean in window {win.min():.2e}..{win.max():.2e} "
-            f"(input-side layer {win.iloc[0]:.2e}, output-side {win.iloc[-1]:.2e})"
-        )
-    return lines
-
-
-def _markdown(claims, seeds, window, n_runs):
-    out = [
-        "# Claims of the poster and what the data say",
-        "",
-        "Generated by `keras-sngan claims` from this run's data; verdicts follow the rules below "
-        "(see `keras_sngan/experiments/claims.py`), nothing is written by hand.",
-        "",
-        f"Seeds: {seeds} ({n_runs} comparison runs). \"About iteration 200\" = iterations {window[0]}-{window[1]}. "
-        "Numbers are mean ± standard deviation over seeds.",
-        "",
-        "| # | claim | verdict |",
-        "|---|---|---|",
-    ]
-    out += [f"| {c['id']} | {c['claim']} | **{c['verdict']}** |" for c in claims]
-    for c in claims:
-        out += ["", f"## {c['id']}. {c['claim']}", "", f"**Verdict: {c['verdict']}.**", ""]
-        out += [f"- {line}" for line in c["numbers"]]
-        if c["note"]:
-            out += ["", c["note"]]
-    out += ["", "## Rules", "", _rules_text()]
-    return "\n".join(out) + "\n"
-
-
-def _rules_text():
-    text = __doc__.split("documented in ``claims.md``):", 1)[1]
-    return (text.strip() + f"\n\nThresholds: SMALL_ABS={SMALL_ABS}, SMALL_REL={SMALL_REL}, "
-            f"EARLY_FRACTION={EARLY_FRACTION}, GAP_SIGMAS={GAP_SIGMAS}, Z_MAX={Z_MAX}, STABLE_TOL={STABLE_TOL}, "
-            f"CERTIFY_TOL={CERTIFY_TOL}, VIOLATION_TOL={VIOLATION_TOL}.")
-
-
-# --------------------------------------------------------------------------- training curves
-CURVE_METRICS = ("critic_loss", "wasserstein", "generator_loss", "grad_norm")
-
-
-def training_curves(run_dirs, out_csv, every: int = 10) -> pd.DataFrame:
-    """Mean / min / max over seeds of the per-iteration metrics and the critic gap.
-
-    One row per ``(dataset, method, iteration)`` for every ``every``-th
-    iteration (iteration 0 included): a compact, committed copy of the data
-    behind the training-behaviour figure (the per-run CSVs hold every
-    iteration).
-    """
-    every = io.check_int("training_curves", "every", every, 1)
-    history = load(run_dirs, "history.csv")
-    history = history[history["iteration"] % every == 0]
-    gaps = load(run_dirs, "gap.csv")
-    merged = history.merge(gaps[["dataset", "method", "seed", "iteration", "gap"]], how="left",
-                           on=["dataset", "method", "seed", "iteration"])
-    columns = [c for c in (*CURVE_METRICS, "gap") if c in merged]
-    grouped = merged.groupby(["dataset", "method", "iteration"], sort=False)[columns]
-    table = pd.concat({"mean": grouped.mean(), "min": grouped.min(), "max": grouped.max()}, axis=1)
-    table.columns = [f"{metric}_{stat}" for stat, metric in table.columns]
-    table = table.reset_index()
-    table.insert(3, "seeds", grouped.size().to_numpy())
-    io.write_csv(out_csv, table)
-    return table
-
-
-# --------------------------------------------------------------------------- summary table
-SUMMARY_COLUMNS = [
-    ("w1_excess", "W1 excess over real-vs-real floor"),
-    ("w1_floor", "W1 floor"),
-    ("high_quality_fraction", "high-quality fraction"),
-    ("modes_covered", "modes covered"),
-    ("frechet_distance", "classifier Frechet distance"),
-    ("frechet_distance_floor", "Frechet floor"),
-    ("classes_covered", "classes covered"),
-    ("critic_gap", "critic gap (train - held-out)"),
-    ("seconds_per_iteration", "s / generator iteration"),
-]
-
-
-def summary_table(metric_files, out_csv, out_md) -> pd.DataFrame:
-    """Mean and standard deviation over seeds of the final metrics, per dataset and method."""
-    frame = load_metrics(metric_files)
-    rows = []
-    for (dataset, method), g in frame.groupby(["dataset", "method"], sort=False):
-        row = {"dataset": dataset, "method": method, "seeds": int(len(g))}
-        for column, _ in SUMMARY_COLUMNS:
-            if column in g and g[column].notna().any():
-                row[f"{column}_mean"] = float(g[column].mean())
-                row[f"{column}_std"] = float(g[column].std(ddof=1)) if len(g) > 1 else 0.0
-        rows.append(row)
-    table = pd.DataFrame(rows)
-    io.write_csv(out_csv, table)
-    lines = ["| dataset | method | seeds | " + " | ".join(label for _, label in SUMMARY_COLUMNS) + " |",
-             "|---" * (3 + len(SUMMARY_COLUMNS)) + "|"]
-    for row in rows:
-        cells = []
-        for column, _ in SUMMARY_COLUMNS:
-            if f"{column}_mean" in row:
-                cells.append(f"{row[f'{column}_mean']:.4g} ± {row[f'{column}_std']:.2g}")
-            else:
-                cells.append("–")
-        lines.append(f"| {row['dataset']} | {row['method']} | {row['seeds']} | " + " | ".join(cells) + " |")
-    io.write_text(out_md, "# Final metrics (mean ± std over seeds)\n\n" + "\n".join(lines) + "\n")
-    return table
+# Backward-compatible names: the tables moved to their own module.
+from keras_sngan.experiments.tables import SUMMARY_COLUMNS, summary_table, training_curves  # noqa: E402,F401

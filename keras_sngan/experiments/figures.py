@@ -108,11 +108,11 @@ def training(inputs, out):
             g = gap[(gap["dataset"] == dataset) & (gap["method"] == method)]
             _band(axes[i, 0], h, "critic_loss", method, window)
             axes[i, 0].set_yscale("symlog", linthresh=1e-2)
-            _band(axes[i, 1], h, "grad_norm", method, window, log=True)
+            _band(axes[i, 1], h, "probe_grad_norm", method, window, log=True)
             _band(axes[i, 2], g, "gap", method, 1)
         axes[i, 0].set_ylabel(dataset)
         axes[i, 2].axhline(0, color="k", lw=0.8)
-    for ax, title in zip(axes[0], ["critic loss (symlog; GP's includes the penalty)", "‖∇ₓ f‖ at interpolates", "critic W estimate: train − held-out"]):
+    for ax, title in zip(axes[0], ["critic loss (symlog; GP's includes the penalty)", "‖∇ₓ f‖ probe (same points and mode for all)", "critic W estimate: train − held-out"]):
         ax.set_title(title)
     for ax in axes[-1]:
         ax.set_xlabel("generator iteration")
@@ -244,7 +244,38 @@ def gradient_flow(inputs, out):
     io.save_figure(fig, out)
 
 
+def overfitting(inputs, out):
+    """Claim 2b: the critic's standardized train - held-out gap vs iteration, one panel per cell."""
+    from scipy import stats
+
+    table = pd.concat([pd.read_csv(path) for path in inputs], ignore_index=True)
+    cells = list(dict.fromkeys(zip(table["dataset"], table["train_size"])))
+    labels = order(table["method"].unique(), METHOD_ORDER)
+    extra_colors = iter(["tab:purple", "tab:orange", "tab:brown", "tab:gray"])
+    colors = {m: METHOD_COLOR.get(m) or next(extra_colors, "k") for m in labels}
+    fig, axes = plt.subplots(1, len(cells), figsize=(4.2 * len(cells), 3.4), squeeze=False, layout="constrained")
+    for ax, (dataset, size) in zip(axes[0], cells):
+        cell = table[(table["dataset"] == dataset) & (table["train_size"] == size)]
+        for method in labels:
+            t = cell[cell["method"] == method]
+            if t.empty:
+                continue
+            g = t.groupby("iteration")["std_gap"]
+            mean, sem, n = g.mean(), g.sem(), g.size()
+            half = sem * stats.t.ppf(0.975, np.maximum(n - 1, 1))
+            name = METHOD_LABEL.get(method, method.replace("gp", "gradient penalty λ="))
+            ax.plot(mean.index, mean.to_numpy(), color=colors[method], label=f"{name} (n={int(n.max())})", lw=1.2)
+            ax.fill_between(mean.index, (mean - half).to_numpy(), (mean + half).to_numpy(), color=colors[method], alpha=0.2, lw=0)
+        ax.axhline(0, color="k", lw=0.8)
+        ax.set(title=f"{dataset}, {size} training samples", xlabel="generator iteration")
+    axes[0, 0].set_ylabel("standardized gap d (train − held-out)")
+    axes[0, 0].legend(fontsize=7)
+    fig.suptitle("Does the critic overfit a small training set? (mean, band = 95% t-interval over seeds)")
+    io.save_figure(fig, out)
+
+
 FIGURES = {
+    "overfitting": overfitting,
     "variance": variance,
     "lipschitz": lipschitz,
     "training": training,

@@ -134,6 +134,10 @@ def _make_recorder_class():
             self.latent_dim, self.gap_samples, self.seed = latent_dim, gap_samples, seed
             self.history, self.layers, self.gap, self.epoch_seconds = [], [], [], []
             self.iteration = 0
+            # One gradient-norm probe for every method (claim 1): pure, so resume stays exact.
+            from keras_sngan.gradient_probe import GradientProbe
+
+            self.probe = GradientProbe(first_batch, latent_dim, seed)
 
         def state(self) -> dict:
             return {"history": self.history, "layers": self.layers, "gap": self.gap, "epoch_seconds": self.epoch_seconds}
@@ -159,7 +163,7 @@ def _make_recorder_class():
 
         def _record_initial(self):
             metrics, grads = self.model.critic_diagnostics(self.first_batch)
-            self.history.append({"iteration": 0, **metrics})
+            self.history.append({"iteration": 0, **metrics, "probe_grad_norm": self.probe(self.model.critic, self.model.generator)})
             norms = _spectral_norms(self.model.critic)
             for depth, (name, value) in enumerate(grads.items()):
                 self.layers.append({"iteration": 0, "layer": name, "depth": depth, "grad_norm": value, "spectral_norm": norms[name]})
@@ -168,7 +172,9 @@ def _make_recorder_class():
         def on_train_batch_end(self, batch, logs=None):
             self.iteration += 1
             logs = logs or {}
-            self.history.append({"iteration": self.iteration, **{m: float(logs[m]) for m in self.METRICS if m in logs}})
+            row = {"iteration": self.iteration, **{m: float(logs[m]) for m in self.METRICS if m in logs}}
+            row["probe_grad_norm"] = self.probe(self.model.critic, self.model.generator)  # after the generator update
+            self.history.append(row)
             record_stats = self.iteration % self.stats_every == 0
             norms = _spectral_norms(self.model.critic) if record_stats else {}
             layer_names = [k.split("/", 1)[1] for k in logs if k.startswith("layer_grad_norm/")]

@@ -110,3 +110,39 @@ def classifier_input(wildcards):
 def dataset_runs(wildcards):
     """Comparison run directories of one dataset."""
     return [run for run in COMPARE_RUNS if run.split("/")[-3] == wildcards.dataset]
+
+
+# Claim 2b's overfitting experiment: one job per (cell, method label), every seed in it.
+OV = config["overfitting"]
+if OV["iterations"] % OV["records"]:
+    raise ValueError(
+        f"config: `overfitting.iterations`={OV['iterations']} must be a multiple of "
+        f"`overfitting.records`={OV['records']}."
+    )
+OVERFIT_CELLS = {f"{c['dataset']}-{c['train_size']}": c for c in OV["cells"]}
+OVERFIT_JOBS = [
+    (cell, method) for cell in OVERFIT_CELLS for method in OV["methods"]
+] + [
+    (cell, f"gp{w:g}")
+    for cell, c in OVERFIT_CELLS.items()
+    if c["dataset"] in TOYS and "gp" in OV["methods"]
+    for w in OV["toy_extra_gp_weights"]
+    if float(w) != float(config["methods"]["gp"].get("gp_weight", 10.0))
+]
+OVERFIT_FILES = [f"{R}/overfitting/{cell}/{label}.csv" for cell, label in OVERFIT_JOBS]
+
+
+def overfit_args(wildcards):
+    """CLI options of one overfitting job: the cell, the method's classic settings, the experiment's sizes."""
+    cell = OVERFIT_CELLS[wildcards.cell]
+    label = wildcards.label
+    method = "gp" if label.startswith("gp") else label
+    args = method_args(method)
+    if label != method:  # GP at another penalty weight (argparse keeps the last --gp-weight)
+        args += f" --gp-weight {label[len(method):]}"
+    return (
+        f"--dataset {cell['dataset']} --train-size {cell['train_size']} --method {method} --label {label} "
+        f"--seeds {' '.join(str(s) for s in OV['seeds'])} --iterations {OV['iterations']} "
+        f"--records {OV['records']} --batch-size {OV['batch_size']} --n-critic {OV['n_critic']} "
+        f"--width {OV['width']} --depth {OV['depth']} {args}"
+    )

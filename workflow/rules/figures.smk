@@ -7,6 +7,7 @@ FIGURES = [
     f"{FIG}/training_behaviour.png",
     f"{FIG}/layer_stats.png",
     f"{FIG}/gradient_flow.png",
+    f"{FIG}/overfitting.png",
 ]
 if TOY_SETS:
     FIGURES.append(f"{FIG}/samples.png")
@@ -127,3 +128,18 @@ rule figure_gradient_flow:
         f"{BENCH}/figures/gradient_flow.tsv"
     shell:
         "keras-sngan figure gradient-flow --inputs {params.pairs} --out {output} > {log} 2>&1"
+
+
+rule figure_overfitting:
+    input:
+        rules.overfitting_table.output,
+    output:
+        report(f"{FIG}/overfitting.png", category="3. SN vs GP vs clipping", caption="../report/overfitting.rst"),
+    conda:
+        "../../environment.yml"
+    log:
+        f"{LOGS}/figures/overfitting.log",
+    benchmark:
+        f"{BENCH}/figures/overfitting.tsv"
+    shell:
+        "keras-sngan figure overfitting --inputs {input} --out {output} > {log} 2>&1"

@@ -1,0 +1,156 @@
+"""Compute every claim's verdict from the pipeline's files and render ``claims.md``, ``.html`` and ``.json``.
+
+The rules live in :mod:`keras_sngan.experiments.claims`; this module only
+loads their inputs, calls them and writes the results. Each verdict is
+written with the numbers and tolerances its rule used (``used``), so a reader
+can check it by hand.
+"""
+
+from __future__ import annotations
+
+import html
+import os
+
+import pandas as pd
+
+from keras_sngan.experiments import claims as rules
+from keras_sngan.experiments import io, overfitting
+from keras_sngan.experiments.runs import load
+
+
+def _gp_weights(run_dirs):
+    """{dataset: GP penalty weight} of the comparison's GP runs (from their run.json)."""
+    out = {}
+    for run in run_dirs:
+        info = io.read_json(os.path.join(run, "run.json"))
+        if info.get("method") == "gp":
+            out.setdefault(info["dataset"], set()).add(float(info.get("gp_weight", float("nan"))))
+    return {d: sorted(w) for d, w in out.items()}
+
+
+def run(variance_dir, lipschitz_dir, run_dirs, flow_runs: dict, out_md, out_json, window=(150, 250),
+        overfit_csv=None, out_html=None, variance_width=None) -> dict:
+    """Compute every claim's numbers and verdict; write ``claims.md``, ``claims.json`` (and ``claims.html``).
+
+    Args:
+        variance_dir, lipschitz_dir: outputs of the variance / Lipschitz experiments.
+        run_dirs: comparison run directories (with ``history.csv`` and ``run.json``).
+        flow_runs: ``{label: run_dir or [run_dirs]}`` of the gradient-flow runs (reported with claim 1).
+        window: iterations of "about iteration 200".
+        overfit_csv: the overfitting experiment's table (rule 2b and rule 3); None: rule 2b has no data.
+        out_html: also write the verdicts as a self-contained HTML page (for ``snakemake --report``).
+        variance_width: layer width of the variance experiment (rule 5's float32 tolerance).
+    """
+    window = tuple(int(w) for w in window)
+    if len(window) != 2 or window[0] > window[1]:
+        raise ValueError(f"claims.run: `window` must be (start, end) with start <= end, received {window!r}.")
+    history = load(run_dirs, "history.csv")
+    overfit = overfitting.final(pd.read_csv(overfit_csv)) if overfit_csv is not None else None
+    seeds = sorted(history["seed"].unique().tolist())
+    bound = pd.read_csv(os.path.join(variance_dir, "sn_bound.csv"))
+    results = [
+        rules.claim_clipping(history, window),
+        rules.claim_gp_speed(history),
+        rules.claim_gp_overfit(overfit),
+        rules.claim_middle(history, window, overfit),
+        rules.claim_lipschitz(pd.read_csv(os.path.join(lipschitz_dir, "mlp_bounds.csv")),
+                              pd.read_csv(os.path.join(lipschitz_dir, "conv_networks.csv"))),
+        rules.claim_variance(pd.read_csv(os.path.join(variance_dir, "variance_check.csv")),
+                             pd.read_csv(os.path.join(variance_dir, "stability.csv")), bound,
+                             width=variance_width),
+    ]
+    results[0]["numbers"].extend(_flow_lines(flow_runs, window))
+    claims = [{"id": cid, "claim": text, "verdict": r["verdict"], "numbers": r["numbers"], "note": r["note"], "used": r["used"]}
+              for (cid, text), r in zip(rules.CLAIMS, results)]
+    context = {"seeds": seeds, "window": list(window), "runs": len(run_dirs), "gp_weights": _gp_weights(run_dirs),
+               "overfit_runs": 0 if overfit is None else len(overfit)}
+    io.write_text(out_md, markdown(claims, context))
+    if out_html is not None:
+        io.write_text(out_html, to_html(claims, context))
+    payload = {**context, "claims": claims, "thresholds": rules.THRESHOLDS}
+    io.write_json(out_json, payload)
+    return payload
+
+
+def _flow_lines(flow_runs, window):
+    """Deep-critic (12-layer) per-layer weight-gradient norms at iteration 0 and in the window."""
+    from keras_sngan.experiments import gradient_flow as gf
+
+    if not flow_runs:
+        return []
+    labels, paths = [], []
+    for label, run_ in flow_runs.items():
+        for path in run_ if isinstance(run_, (list, tuple)) else [run_]:
+            labels.append(label)
+            paths.append(path)
+    table = gf.collect(paths, labels)
+    lines = []
+    for label in dict.fromkeys(labels):
+        t = table[table["config"] == label]
+        at0 = t[t["iteration"] == 0]["grad_norm"]
+        win = t[(t["iteration"] >= window[0]) & (t["iteration"] <= window[1])].groupby("depth")["grad_norm"].mean()
+        lines.append(
+            f"deep critic ({label}, context only, not used by the rule): weight-gradient norms over layers at iteration 0 "
+            f"{at0.min():.2e}..{at0.max():.2e}; mean in window {win.min():.2e}..{win.max():.2e} "
+            f"(input-side layer {win.iloc[0]:.2e}, output-side {win.iloc[-1]:.2e})"
+        )
+    return lines
+
+
+def _used_text(used):
+    return "; ".join(f"{k} = {v}" for k, v in used.items())
+
+
+def _context_lines(context):
+    weights = ", ".join(f"{d}: {w}" for d, w in context["gp_weights"].items()) or "no GP runs"
+    return [
+        f"Seeds: {context['seeds']} ({context['runs']} comparison runs). \"About iteration 200\" = iterations "
+        f"{context['window'][0]}-{context['window'][1]}. Numbers are mean ± standard deviation over seeds.",
+        f"GP penalty weight lambda of the comparison runs (claims 1, 2a, 3), fixed before the runs by the rule "
+        f"\"every dataset uses the paper's lambda\": {weights}. Claim 2b uses the overfitting experiment's GP at "
+        f"lambda = 10 (label gp); its GP at gan_toy.py's lambda = 0.1 (label gp0.1) is reported alongside "
+        f"({context['overfit_runs']} overfitting runs).",
+    ]
+
+
+def markdown(claims, context) -> str:
+    out = ["# Claims of the poster and what the data say", "",
+           "Generated by `keras-sngan claims` from this run's data; verdicts follow the rules below "
+           "(see `keras_sngan/experiments/claims.py`), nothing is written by hand.", ""]
+    out += _context_lines(context)
+    out += ["", "| # | claim | verdict |", "|---|---|---|"]
+    out += [f"| {c['id']} | {c['claim']} | **{c['verdict']}** |" for c in claims]
+    for c in claims:
+        out += ["", f"## {c['id']}. {c['claim']}", "", f"**Verdict: {c['verdict']}.**", ""]
+        out += [f"- {line}" for line in c["numbers"]]
+        out += ["", f"Used by the rule: {_used_text(c['used'])}."]
+        if c["note"]:
+            out += ["", c["note"]]
+    out += ["", "## Rules", "", _rules_text()]
+    return "\n".join(out) + "\n"
+
+
+def to_html(claims, context) -> str:
+    """The verdict table and each claim's numbers as one self-contained HTML page."""
+    e = html.escape
+    rows = "".join(f"<tr><td>{e(c['id'])}</td><td>{e(c['claim'])}</td><td><b>{e(c['verdict'])}</b></td>"
+                   f"<td>{e(_used_text(c['used']))}</td></tr>" for c in claims)
+    sections = "".join(
+        f"<h2>{e(c['id'])}. {e(c['claim'])}</h2><p><b>Verdict: {e(c['verdict'])}.</b></p><ul>"
+        + "".join(f"<li>{e(line)}</li>" for line in c["numbers"]) + "</ul>"
+        + (f"<p>{e(c['note'])}</p>" if c["note"] else "")
+        for c in claims
+    )
+    context_html = "".join(f"<p>{e(line)}</p>" for line in _context_lines(context))
+    return (
+        "<!DOCTYPE html><html><head><meta charset=\"utf-8\"><title>Claims and verdicts</title>"
+        "<style>body{font-family:sans-serif;margin:1em}td,th{border:1px solid #ccc;padding:4px;vertical-align:top}"
+        "table{border-collapse:collapse}</style></head><body><h1>Claims of the poster and what the data say</h1>"
+        f"{context_html}<table><tr><th>#</th><th>claim</th><th>verdict</th><th>numbers and tolerances used</th></tr>"
+        f"{rows}</table>{sections}<h2>Rules</h2><pre>{e(_rules_text())}</pre></body></html>\n"
+    )
+
+
+def _rules_text():
+    text = rules.__doc__.split("printed\nwith the verdicts in ``claims.md``):", 1)[1]
+    return text.strip() + "\n\nConstants: " + ", ".join(f"{k}={v:g}" for k, v in rules.THRESHOLDS.items()) + "."

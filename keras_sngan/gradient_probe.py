@@ -1,0 +1,100 @@
+"""One gradient-norm probe for every critic: the same points, the same mode, no epsilon floor.
+
+Claim 1 ("clipping leaves the critic with small gradients") compares the
+input-gradient norm ``||grad_x f(x_hat)||`` of critics trained with weight
+clipping, a gradient penalty and spectral normalization. The norms each
+method logs during training are not comparable (GP's is averaged over its
+critic steps in training mode before each update; the others are measured
+elsewhere). :class:`GradientProbe` measures all of them alike:
+
+- **points**: interpolates ``x_hat = a * x + (1 - a) * G(z)`` of one fixed
+  real batch ``x``, fixed latents ``z`` and fixed mixing weights ``a``, drawn
+  once from NumPy with the probe's own seed. The fakes ``G(z)`` come from the
+  *current* generator, so the probe looks where the critic is trained
+  (between the real data and the current fakes), at the same points for every
+  method and every recorded iteration;
+- **mode**: inference (``training=False``): spectral-normalization layers use
+  their stored ``u`` and do not advance it;
+- **norm**: ``sqrt(sum of squares)`` per sample, averaged over the batch; an
+  exactly zero gradient gives exactly 0 (no ``+ eps`` under the root).
+
+The probe is a pure function of the current weights: it draws no random
+numbers from TensorFlow or Keras and assigns no variable, so recording it
+changes nothing in training and a run interrupted and resumed stays
+bit-identical to an uninterrupted one. The recorder of
+:mod:`keras_sngan.experiments.training` calls it after each generator update
+(and once on the initialized models, iteration 0).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from keras_sngan.tf_required import require_tensorflow
+
+PROBE_STREAM = 7_919  # the probe's NumPy stream, separate from every other seeded draw
+
+
+def input_gradient_norms(critic, x):
+    """Per-sample ``||grad_x f(x)||_2`` of ``critic`` at ``x`` in inference mode (NumPy array, no floor).
+
+    Args:
+        critic: a Keras model mapping ``(n, ...)`` to ``(n,)`` or ``(n, 1)`` scores.
+        x: points ``(n, ...)``.
+
+    Example:
+        >>> import keras, numpy as np
+        >>> critic = keras.Sequential([keras.Input((2,)), keras.layers.Dense(1, kernel_initializer="ones")])
+        >>> float(input_gradient_norms(critic, np.zeros((1, 2), "float32"))[0])  # ||(1, 1)|| = sqrt(2)
+        1.4142135...
+    """
+    require_tensorflow("input_gradient_norms")
+    import tensorflow as tf
+
+    x = tf.convert_to_tensor(np.asarray(x, np.float32))
+    with tf.GradientTape() as tape:
+        tape.watch(x)
+        total = tf.reduce_sum(tf.cast(critic(x, training=False), tf.float32))
+    grads = tape.gradient(total, x)
+    if grads is None:  # the critic ignores its input: its gradient is exactly zero
+        return np.zeros(len(x), np.float64)
+    axes = list(range(1, len(grads.shape)))
+    return np.sqrt(np.sum(np.square(grads.numpy().astype(np.float64)), axis=tuple(axes)))
+
+
+class GradientProbe:
+    """Mean input-gradient norm of a critic at fixed interpolates (see module docstring).
+
+    Args:
+        real: the fixed real batch ``(n, ...)``.
+        latent_dim: the generator's latent size.
+        seed: seed of the probe's latents and mixing weights (NumPy only).
+
+    Example:
+        >>> probe = GradientProbe(x_real, latent_dim=2, seed=0)    # doctest: +SKIP
+        >>> probe(critic, generator)                               # doctest: +SKIP
+        0.73...
+    """
+
+    def __init__(self, real, latent_dim: int, seed: int = 0):
+        real = np.asarray(real, np.float32)
+        if real.ndim < 2 or len(real) == 0:
+            raise ValueError(f"GradientProbe: `real` must be a non-empty batch (n, ...), received shape {real.shape}.")
+        if isinstance(latent_dim, bool) or not isinstance(latent_dim, (int, np.integer)) or latent_dim < 1:
+            raise ValueError(f"GradientProbe: `latent_dim` must be an integer >= 1, received {latent_dim!r}.")
+        rng = np.random.default_rng([int(seed), PROBE_STREAM])
+        self.real = real
+        self.z = rng.standard_normal((len(real), int(latent_dim))).astype(np.float32)
+        self.alpha = rng.uniform(size=(len(real),) + (1,) * (real.ndim - 1)).astype(np.float32)
+
+    def points(self, generator) -> np.ndarray:
+        """The interpolates between the fixed real batch and the current generator's fixed-latent fakes."""
+        import keras
+
+        fake = np.asarray(keras.ops.convert_to_numpy(generator(self.z, training=False)), np.float32)
+        fake = fake.reshape(self.real.shape)
+        return self.alpha * self.real + (1.0 - self.alpha) * fake
+
+    def __call__(self, critic, generator) -> float:
+        """Mean over the batch of ``||grad_x f(x_hat)||`` at the current weights."""
+        return float(np.mean(input_gradient_norms(critic, self.points(generator))))
