@@ -280,8 +280,8 @@ def train(
     """
     _check_run_args(dataset, method, iterations, batch_size, n_critic, epochs, stats_every)
     optimizer = dict(optimizer or {"name": "adam", "learning_rate": 1e-4})
+    io.configure_tensorflow(threads, seed)  # before the first TensorFlow op, or the thread pools are fixed
     make_optimizer(optimizer)  # validate before any expensive work
-    io.configure_tensorflow(threads, seed)
     import keras
 
     from keras_sngan import datasets
