@@ -45,7 +45,52 @@ def _skip_reason():
     return None
 
 
-pytestmark = [pytest.mark.slow, pytest.mark.skipif(_skip_reason() is not None, reason=str(_skip_reason()))]
+needs_cluster = pytest.mark.skipif(_skip_reason() is not None, reason=str(_skip_reason()))
+HEAVY_RULES = {"train_compare", "train_gradient_flow", "classifier", "evaluate"}
+SITE_VARIABLES = ("SNGAN_SLURM_ACCOUNT", "SNGAN_SLURM_PARTITION", "SNGAN_SLURM_GPU", "SNGAN_SLURM_GPU_GRES",
+                  "SNGAN_SLURM_GPU_PARTITION", "SNGAN_SLURM_RUNTIME", "SNGAN_SLURM_MEM_MB", "SNGAN_SLURM_JOBS")
+
+
+def _profile_resources(tmp_path, **site):
+    """{rule: resources of its jobs} in a dry run of the SLURM profile with the given site variables."""
+    env = {k: v for k, v in _env().items() if k not in SITE_VARIABLES}
+    env.update(site)
+    result = subprocess.run(
+        [os.path.join(BIN, "snakemake"), "-n", "--profile", "workflow/profiles/slurm", "--configfile",
+         "config/test.yaml", "--config", f"results={tmp_path}"],
+        cwd=ROOT, env=env, capture_output=True, text=True, timeout=300,
+    )
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    found = {}
+    for rule, line in re.findall(r"^rule (\w+):\n(?:.*\n)*?\s+resources: (.*)$", result.stdout, re.M):
+        found.setdefault(rule, set()).add(line)
+    assert len(found) > 10
+    resources = {}
+    for rule, lines in found.items():
+        assert len(lines) == 1, (rule, lines)  # every job of a rule asks for the same
+        resources[rule] = dict(item.split("=", 1) for item in lines.pop().split(", "))
+    return resources
+
+
+def test_slurm_profile_defaults_need_no_site_settings(tmp_path):
+    """No variable set: no account, no partition, no GPU request; heavier limits for training."""
+    resources = _profile_resources(tmp_path)
+    for rule, res in resources.items():
+        assert not {"slurm_account", "slurm_partition", "gres", "gpu", "slurm_extra"} & set(res), (rule, res)
+        assert (res["runtime"], res["mem_mb"]) == (("240", "4000") if rule in HEAVY_RULES else ("60", "2000"))
+
+
+def test_slurm_profile_site_variables_and_gpu_switch(tmp_path):
+    resources = _profile_resources(
+        tmp_path, SNGAN_SLURM_ACCOUNT="proj7", SNGAN_SLURM_PARTITION="all", SNGAN_SLURM_GPU="yes",
+        SNGAN_SLURM_GPU_PARTITION="gpu", SNGAN_SLURM_GPU_GRES="gpu:a100:1", SNGAN_SLURM_RUNTIME="30",
+    )
+    for rule, res in resources.items():
+        assert res["slurm_account"] == "proj7"
+        if rule in HEAVY_RULES:
+            assert (res["slurm_partition"], res["gres"], res["runtime"]) == ("gpu", "gpu:a100:1", "30"), rule
+        else:  # "all" stays a partition name, not Python's builtin
+            assert (res["slurm_partition"], res["runtime"]) == ("all", "60") and "gres" not in res, rule
 
 
 def _env():
@@ -114,6 +159,8 @@ def _compare(local, slurm):
             pd.testing.assert_frame_equal(a[keep], b[keep], check_exact=True, obj=name)
 
 
+@pytest.mark.slow
+@needs_cluster
 def test_slurm_profile_runs_the_pipeline_like_a_local_run(slurm_cluster, tmp_path):
     local, slurm, logs = tmp_path / "local", tmp_path / "slurm", tmp_path / "slurm_logs"
     common = ("--configfile", "config/test.yaml")
