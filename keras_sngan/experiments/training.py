@@ -274,7 +274,7 @@ def train(
         train_size: toy training-set size (default: the dataset module's).
         checkpoint_dir: `BackupAndRestore` directory (default
             ``<out_dir>/checkpoints``); must not be a pipeline output.
-        threads: TensorFlow intra-op threads.
+        threads: compute threads: TensorFlow intra-op and BLAS / OpenMP pools (`io.configure_tensorflow`).
         verbose: Keras ``fit`` verbosity (2: one line per epoch).
         callbacks: extra Keras callbacks, run after the checkpointing ones.
     """
