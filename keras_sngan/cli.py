@@ -51,6 +51,7 @@ def _add_variance(sub):
     p.add_argument("--width", type=int, default=256)
     p.add_argument("--batch", type=int, default=256)
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--threads", type=int, default=None, help="BLAS / OpenMP threads (default: the library's)")
 
 
 def _add_lipschitz(sub):
@@ -207,6 +208,8 @@ def run(args) -> dict | None:
     from keras_sngan.experiments import io
 
     if args.command == "variance":
+        if args.threads is not None:
+            io.limit_threads(args.threads)
         from keras_sngan.experiments import variance
 
         return variance.run(

@@ -279,12 +279,13 @@ def train(
         checkpoint_dir: checkpoint directory (default
             ``<out_dir>/checkpoints``); must not be a pipeline output. A run
             whose directory holds a valid checkpoint resumes from it.
-        threads: TensorFlow intra-op threads.
+        threads: compute threads: TensorFlow intra-op and BLAS / OpenMP pools (`io.configure_tensorflow`).
         verbose: Keras ``fit`` verbosity (2: one line per epoch).
         callbacks: extra Keras callbacks, run after the checkpointing ones.
     """
     _check_run_args(dataset, method, iterations, batch_size, n_critic, epochs, stats_every)
     optimizer = dict(optimizer or {"name": "adam", "learning_rate": 1e-4})
+    io.configure_tensorflow(threads, seed)  # before the first TensorFlow op, or the thread pools are fixed
     make_optimizer(optimizer)  # validate before any expensive work
     model = dict(model or {})
     model.setdefault("clip_value", clip_value)
@@ -293,8 +294,6 @@ def train(
         n_critic=n_critic, model=model, optimizer=optimizer, gp_weight=gp_weight, clip_value=clip_value,
         epochs=epochs, stats_every=stats_every, gap_samples=gap_samples, train_size=train_size,
     )
-    io.configure_tensorflow(threads, seed)
-
     from keras_sngan.wgan import WGAN
 
     train_real, heldout_real = training_arrays(dataset, seed, train_size)

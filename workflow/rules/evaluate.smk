@@ -13,6 +13,7 @@ rule classifier:
     benchmark:
         f"{BENCH}/classifier/{{dataset}}.tsv"
     threads: config["threads"]
+    priority: 5  # the digits evaluation waits for it: train it early
     shell:
         "keras-sngan classifier --dataset {wildcards.dataset} --out {output.model} "
         "--threads {threads} > {log} 2>&1"

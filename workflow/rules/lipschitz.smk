@@ -17,6 +17,7 @@ rule lipschitz:
     benchmark:
         f"{BENCH}/lipschitz.tsv"
     threads: config["threads"]
+    priority: 10  # the longest single job, independent of training: start it first, not as the tail
     shell:
         "keras-sngan lipschitz --out-dir {params.out_dir} --threads {threads} "
         "--activations {params.l[activations]} --depths {params.l[depths]} --width {params.l[width]} "

@@ -17,9 +17,10 @@ rule variance:
         f"{LOGS}/variance.log",
     benchmark:
         f"{BENCH}/variance.tsv"
-    threads: 1
+    threads: config["threads"]
+    priority: 5  # long and independent of training: start it first, not as the tail
     shell:
-        "keras-sngan variance --out-dir {params.out_dir} "
+        "keras-sngan variance --out-dir {params.out_dir} --threads {threads} "
         "--widths {params.v[widths]} --s2 {params.v[s2]} --samples {params.v[samples]} "
         "--depths {params.v[depths]} --activations {params.v[activations]} "
         "--c-values {params.v[c_values]} --bsn-scale {params.v[bsn_scale]} "
