@@ -27,6 +27,7 @@ import tensorflow as tf
 from keras import ops
 
 from keras_sngan.callbacks import TerminateOnNonFinite
+from keras_sngan.distribute import step_outputs_for_fit
 from keras_sngan.validation import check_int, check_number
 
 LIPSCHITZ_METHODS = ("clip", "gp", "sn", "none")
@@ -501,7 +502,8 @@ class WGAN(keras.Model):
         grads = tape.gradient(scaled, generator_vars)
         self.generator_optimizer.apply_gradients(zip(grads, generator_vars))
         self.generator_loss_tracker.update_state(generator_loss)
-        return {m.name: m.result() for m in self.metrics}
+        # multi-worker (issue 11): Keras 3 cannot reduce scalar step outputs under MWMS
+        return step_outputs_for_fit({m.name: m.result() for m in self.metrics})
 
     _NO_VALIDATION = (
         "WGAN has no validation step: the critic's Wasserstein estimate on held-out data "

@@ -245,6 +245,8 @@ def train(
     threads: int | None = None,
     verbose: int = 2,
     callbacks=(),
+    distribute: str = "auto",
+    replicas: int = 1,
 ) -> dict:
     """Train one WGAN and write its diagnostics and models into ``out_dir``.
 
@@ -277,9 +279,23 @@ def train(
         threads: TensorFlow intra-op threads.
         verbose: Keras ``fit`` verbosity (2: one line per epoch).
         callbacks: extra Keras callbacks, run after the checkpointing ones.
+        distribute: ``"auto"``, ``"none"``, ``"mirrored"`` or
+            ``"multi-worker"`` (see `keras_sngan.distribute`); ``batch_size``
+            is the global critic batch, split over the replicas. In a
+            multi-worker run only the chief writes ``out_dir`` and
+            ``checkpoint_dir``.
+        replicas: replicas of a ``"mirrored"`` run (logical CPUs on a CPU
+            machine).
     """
     _check_run_args(dataset, method, iterations, batch_size, n_critic, epochs, stats_every)
     optimizer = dict(optimizer or {"name": "adam", "learning_rate": 1e-4})
+    # --- multi-worker (issue 11): the strategy (and the thread limits) before any other TensorFlow
+    # op; make_optimizer creates a variable, which starts TensorFlow
+    from keras_sngan import distribute as distribution
+
+    strategy = distribution.make_strategy(distribute, replicas, threads)
+    chief = distribution.is_chief(strategy)
+    # --- end multi-worker
     make_optimizer(optimizer)  # validate before any expensive work
     io.configure_tensorflow(threads, seed)
     import keras
@@ -291,17 +307,19 @@ def train(
     model.setdefault("clip_value", clip_value)
     data = datasets.load_dataset(dataset, batch_size=batch_size, n_critic=n_critic, seed=seed, train_size=train_size)
     train_real, heldout_real = training_arrays(dataset, seed, train_size)
-    critic, generator, latent_dim = build_models(dataset, method, model, data.sample_shape)
-    gan = WGAN(
-        critic, generator, latent_dim, lipschitz=method, n_critic=n_critic, gp_weight=gp_weight,
-        clip_value=clip_value, track_layer_stats=True, seed=seed,
-    )
-    if method == "clip":  # clip the initial weights too, as Arjovsky et al. do before training
-        for variable in critic.trainable_variables:
-            variable.assign(keras.ops.clip(variable, -clip_value, clip_value))
-    gan.compile(critic_optimizer=make_optimizer(optimizer), generator_optimizer=make_optimizer(optimizer))
+    with strategy.scope():  # multi-worker (issue 11): models and optimizers under the strategy
+        critic, generator, latent_dim = build_models(dataset, method, model, data.sample_shape)
+        gan = WGAN(
+            critic, generator, latent_dim, lipschitz=method, n_critic=n_critic, gp_weight=gp_weight,
+            clip_value=clip_value, track_layer_stats=True, seed=seed,
+        )
+        if method == "clip":  # clip the initial weights too, as Arjovsky et al. do before training
+            for variable in critic.trainable_variables:
+                variable.assign(keras.ops.clip(variable, -clip_value, clip_value))
+        gan.compile(critic_optimizer=make_optimizer(optimizer), generator_optimizer=make_optimizer(optimizer))
 
     checkpoint_dir = os.fspath(checkpoint_dir or os.path.join(out_dir, "checkpoints"))
+    checkpoint_dir = distribution.worker_checkpoint_dir(checkpoint_dir, strategy)  # multi-worker (issue 11)
     os.makedirs(checkpoint_dir, exist_ok=True)
     first_batch = next(iter(data.train))[::n_critic][:batch_size]
     steps = iterations // epochs
@@ -310,10 +328,19 @@ def train(
         train_real, heldout_real, latent_dim, min(gap_samples, len(heldout_real)), seed,
     )
     backup = keras.callbacks.BackupAndRestore(os.path.join(checkpoint_dir, "backup"))
+    # --- resume the data stream where the backup stopped (issue 11; issue 10's exact resume replaces this)
+    metadata = os.path.join(checkpoint_dir, "backup", "training_metadata.json")
+    done = io.read_json(metadata)["epoch"] * steps if os.path.exists(metadata) else 0
+    # --- end
+    stream = distribution.shard_by_data(data.train.repeat().skip(done))  # multi-worker (issue 11)
+    in_sync = distribution.workers_in_sync_callback(strategy)  # multi-worker (issue 11)
     start = time.perf_counter()
-    gan.fit(data.train.repeat(), epochs=epochs, steps_per_epoch=steps, callbacks=[recorder, backup, *callbacks], verbose=verbose)
+    gan.fit(stream, epochs=epochs, steps_per_epoch=steps, callbacks=[recorder, backup, in_sync, *callbacks], verbose=verbose)
     wall = time.perf_counter() - start
 
+    if not chief:  # multi-worker (issue 11): only the chief writes outputs
+        distribution.remove_worker_checkpoint_dir(checkpoint_dir, strategy)
+        return {"dataset": dataset, "method": method, "seed": seed, "worker": distribution.worker_role(strategy)}
     io.write_csv(os.path.join(out_dir, "history.csv"), pd.DataFrame(recorder.history))
     io.write_csv(os.path.join(out_dir, "layers.csv"), pd.DataFrame(recorder.layers))
     io.write_csv(os.path.join(out_dir, "gap.csv"), pd.DataFrame(recorder.gap))
@@ -327,6 +354,7 @@ def train(
         "optimizer": optimizer, "gp_weight": gp_weight, "clip_value": clip_value, "train_size": train_size,
         "seconds_per_iteration": float(np.median(timed)) / steps,
         "wall_seconds_this_process": wall, "resumed_from_epoch": recorder.resumed_from_epoch,
+        "replicas": strategy.num_replicas_in_sync,  # multi-worker (issue 11)
     }
     io.write_json(os.path.join(out_dir, "run.json"), info)
     import shutil
