@@ -188,6 +188,20 @@ def make_strategy(mode: str = "auto", replicas: int = 1, threads: int | None = N
     return tf.distribute.MirroredStrategy(devices[:replicas])
 
 
+def check_global_batch(batch_size: int, strategy) -> None:
+    """Raise unless the global ``batch_size`` splits evenly over the strategy's replicas.
+
+    Every replica computes on ``batch_size / replicas`` samples of each critic
+    batch; an uneven split would give replicas different batch sizes.
+    """
+    replicas = strategy.num_replicas_in_sync
+    if batch_size % replicas:
+        raise ValueError(
+            f"`batch_size`={batch_size} is the global critic batch and must be a multiple of the "
+            f"{replicas} replicas in sync (each computes on batch_size / replicas samples)."
+        )
+
+
 def worker_role(strategy) -> tuple[str | None, int]:
     """``(task_type, task_id)`` of this process; ``(None, 0)`` outside a multi-worker run."""
     resolver = getattr(strategy, "cluster_resolver", None)

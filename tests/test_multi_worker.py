@@ -116,19 +116,30 @@ def _wait(runs, until=None, deadline=DEADLINE):
         r.kill()  # already exited: reap and close the log
 
 
+def _wait_all_failed(runs, deadline=DEADLINE):
+    """Wait until every run has exited on its own with an error; kill all and fail on the deadline."""
+    end = time.monotonic() + deadline
+    while time.monotonic() < end and any(r.proc.poll() is None for r in runs):
+        time.sleep(0.05)
+    codes = [r.proc.poll() for r in runs]
+    for r in runs:
+        r.kill()
+    assert all(code not in (None, 0) for code in codes), f"expected every run to fail, exit codes {codes}:\n" + _logs(runs)
+
+
 def _logs(runs):
     return "\n".join(f"--- {r.log_path} (exit {r.proc.poll()}):\n{r.text()[-3000:]}" for r in runs)
 
 
-def _start_pair(out_dir, method, checkpoint_dir, tag):
+def _start_pair(out_dir, method, checkpoint_dir, tag, worker1_checkpoint_dir=None):
     """Start worker 0 (the chief) and worker 1 with the same command, each with its TF_CONFIG."""
     workers = [f"127.0.0.1:{port}" for port in _free_ports(2)]
-    args = ["--out-dir", str(out_dir), "--method", method, "--checkpoint-dir", str(checkpoint_dir), *TRAIN_ARGS]
-    return [
-        _Run(args, f"{out_dir}.{tag}.worker{i}.log",
-             tf_config={"cluster": {"worker": workers}, "task": {"type": "worker", "index": i}})
-        for i in range(2)
-    ]
+    runs = []
+    for i, directory in enumerate((checkpoint_dir, worker1_checkpoint_dir or checkpoint_dir)):
+        args = ["--out-dir", str(out_dir), "--method", method, "--checkpoint-dir", str(directory), *TRAIN_ARGS]
+        tf_config = {"cluster": {"worker": workers}, "task": {"type": "worker", "index": i}}
+        runs.append(_Run(args, f"{out_dir}.{tag}.worker{i}.log", tf_config=tf_config))
+    return runs
 
 
 # --------------------------------------------------------------------------- results
@@ -202,6 +213,16 @@ def test_multi_worker_pair_killed_after_a_checkpoint_resumes_from_the_chiefs(tmp
         "the pair must be killed between its first checkpoint and its end:\n" + _logs(pair)
     )
     assert any(checkpoint_dir.iterdir()), "the chief left no checkpoint"
+
+    # A worker that cannot see the chief's checkpoint (here: pointed at an
+    # empty directory, as on a file system that is not shared) would start
+    # over while the chief resumes: both must stop with a clear error, in
+    # bounded time, and leave the chief's checkpoint as it was.
+    mismatched = _start_pair(out_dir, method, checkpoint_dir, "mismatched", worker1_checkpoint_dir=tmp_path / "elsewhere")
+    _wait_all_failed(mismatched)
+    for run in mismatched:
+        assert "start training from different model and optimizer states" in run.text(), _logs(mismatched)
+    assert not (out_dir / "run.json").exists()
 
     relaunched = _start_pair(out_dir, method, checkpoint_dir, "resumed")
     _wait(relaunched)
@@ -290,3 +311,10 @@ def test_multi_worker_mode_resolution(environ, mode, replicas, expected):
 def test_multi_worker_bad_config_is_a_clear_error(environ, mode, replicas, match):
     with pytest.raises(ValueError, match=match):
         distribute.resolve_mode(mode, replicas, environ)
+
+
+def test_multi_worker_global_batch_must_split_over_the_replicas():
+    two = types.SimpleNamespace(num_replicas_in_sync=2)
+    distribute.check_global_batch(16, two)
+    with pytest.raises(ValueError, match="`batch_size`=15 is the global critic batch .* 2 replicas"):
+        distribute.check_global_batch(15, two)

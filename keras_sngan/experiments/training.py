@@ -295,6 +295,7 @@ def train(
 
     strategy = distribution.make_strategy(distribute, replicas, threads)
     chief = distribution.is_chief(strategy)
+    distribution.check_global_batch(batch_size, strategy)
     # --- end multi-worker
     make_optimizer(optimizer)  # validate before any expensive work
     io.configure_tensorflow(threads, seed)
