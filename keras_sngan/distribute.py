@@ -110,7 +110,8 @@ def resolve_mode(mode: str = "auto", replicas: int = 1, environ=None) -> str:
     if mode not in DISTRIBUTE_MODES:
         raise ValueError(f"`distribute` must be one of {list(DISTRIBUTE_MODES)}, received {mode!r}.")
     replicas = check_int("replicas", replicas, 1)
-    config = read_tf_config(environ)
+    # "none" and "mirrored" ignore TF_CONFIG (as TensorFlow's strategies for them do)
+    config = read_tf_config(environ) if mode in ("auto", "multi-worker") else None
     tasks = sum(len(v) for v in config["cluster"].values()) if config else 0
     if mode == "auto":
         mode = "multi-worker" if tasks > 1 else ("mirrored" if replicas > 1 else "none")

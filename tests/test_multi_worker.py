@@ -174,9 +174,8 @@ def trained(tmp_path_factory):
                 ["--out-dir", str(root / "oracle"), "--method", method, "--replicas", "2", *TRAIN_ARGS],
                 str(root / "oracle.log"),
             )
-            _wait([oracle])
             pair = _start_pair(root / "pair", method, root / "pair-checkpoints", "run")
-            _wait(pair)
+            _wait([oracle, *pair])  # independent processes: run side by side
             cache[method] = root
         return cache[method]
 
@@ -287,6 +286,7 @@ def _tf_config(**overrides):
         (_tf_config(cluster={"worker": ["127.0.0.1:1"]}, task={"type": "worker", "index": 0}), "auto", 1, "none"),
         (_tf_config(), "none", 1, "none"),
         (_tf_config(), "mirrored", 2, "mirrored"),
+        ({"TF_CONFIG": "{not json"}, "none", 1, "none"),  # only auto / multi-worker read it
     ],
 )
 def test_multi_worker_mode_resolution(environ, mode, replicas, expected):
