@@ -24,10 +24,11 @@ work of the process (it raises a clear error otherwise).
 
 Roles: the chief (task ``chief``, or worker 0 when the cluster has no chief)
 writes the outputs and the checkpoint everybody resumes from. Every worker
-still runs every save (a save reads variables whose value is an all-reduce
-over the workers, so a worker that skipped it would stall the others); the
-others write into a private copy (:func:`worker_checkpoint_dir`), as
-`tf.distribute` and Keras recommend. Resuming therefore needs the chief's
+still runs every save, as `tf.distribute` recommends for
+`MultiWorkerMirroredStrategy` (reading a synchronized-on-read variable, such
+as a Keras metric's, is a collective that every worker must join); the
+others write into a private copy (:func:`worker_checkpoint_dir`), so they
+never race the chief's files. Resuming therefore needs the chief's
 checkpoint directory on a file system every worker sees;
 :func:`check_same_state` turns a worker that found another checkpoint into a
 clear error instead of a silently diverging run.
