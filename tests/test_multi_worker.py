@@ -160,6 +160,7 @@ def _assert_same_run(expected_dir, actual_dir):
     expected, actual = pd.read_csv(expected_dir / "history.csv"), pd.read_csv(actual_dir / "history.csv")
     assert list(expected.columns) == list(actual.columns) and len(expected) == len(actual) == 6 * EPOCHS + 1
     np.testing.assert_allclose(actual.to_numpy(float), expected.to_numpy(float), rtol=1e-5, atol=1e-6)
+    assert expected["critic_loss"].nunique() > EPOCHS  # the runs did train (not two untouched initializations)
 
 
 @pytest.fixture(scope="module")
