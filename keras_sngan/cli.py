@@ -106,6 +106,12 @@ def _add_train(sub):
                         "command after a kill to resume exactly where the last epoch ended")
     p.add_argument("--threads", type=int, default=None)
     p.add_argument("--verbose", type=int, default=2)
+    # --- multi-worker (issue 11)
+    p.add_argument("--distribute", default="auto", choices=["auto", "none", "mirrored", "multi-worker"],
+                   help="auto: multi-worker if TF_CONFIG names a cluster, mirrored if --replicas > 1, else none")
+    p.add_argument("--replicas", type=int, default=1,
+                   help="replicas of a one-process mirrored run (logical CPUs on a CPU machine)")
+    # --- end multi-worker
 
 
 def _add_simple(sub):
@@ -243,6 +249,7 @@ def run(args) -> dict | None:
             clip_value=args.clip_value, epochs=args.epochs, stats_every=args.stats_every,
             gap_samples=args.gap_samples, train_size=args.train_size, checkpoint_dir=args.checkpoint_dir,
             threads=args.threads, verbose=args.verbose,
+            distribute=args.distribute, replicas=args.replicas,  # multi-worker (issue 11)
         )
     if args.command == "classifier":
         from keras_sngan.experiments import training

@@ -37,6 +37,7 @@ import time
 import numpy as np
 import pandas as pd
 
+from keras_sngan import distribute as distribution
 from keras_sngan.experiments import checkpoints, data_stream, io
 
 METHODS = ("clip", "gp", "sn")
@@ -249,6 +250,8 @@ def train(
     threads: int | None = None,
     verbose: int = 2,
     callbacks=(),
+    distribute: str = "auto",
+    replicas: int = 1,
 ) -> dict:
     """Train one WGAN and write its diagnostics and models into ``out_dir``.
 
@@ -282,10 +285,22 @@ def train(
         threads: compute threads: TensorFlow intra-op and BLAS / OpenMP pools (`io.configure_tensorflow`).
         verbose: Keras ``fit`` verbosity (2: one line per epoch).
         callbacks: extra Keras callbacks, run after the checkpointing ones.
+        distribute: ``"auto"``, ``"none"``, ``"mirrored"`` or
+            ``"multi-worker"`` (see `keras_sngan.distribute`); ``batch_size``
+            is the global critic batch, split over the replicas. In a
+            multi-worker run only the chief writes ``out_dir`` and
+            ``checkpoint_dir``.
+        replicas: replicas of a ``"mirrored"`` run (logical CPUs on a CPU
+            machine).
     """
     _check_run_args(dataset, method, iterations, batch_size, n_critic, epochs, stats_every)
     optimizer = dict(optimizer or {"name": "adam", "learning_rate": 1e-4})
-    io.configure_tensorflow(threads, seed)  # before the first TensorFlow op, or the thread pools are fixed
+    # The strategy, the thread limits and the seed before any other TensorFlow op
+    # (make_optimizer creates a variable, which starts TensorFlow and fixes its pools).
+    strategy = distribution.make_strategy(distribute, replicas, threads)
+    io.configure_tensorflow(threads, seed)
+    chief = distribution.is_chief(strategy)
+    distribution.check_global_batch(batch_size, strategy)
     make_optimizer(optimizer)  # validate before any expensive work
     model = dict(model or {})
     model.setdefault("clip_value", clip_value)
@@ -298,29 +313,35 @@ def train(
 
     train_real, heldout_real = training_arrays(dataset, seed, train_size)
     data_stream.steps_per_pass(len(train_real), batch_size, n_critic)  # clear error if too small
-    gan, latent_dim = _build_wgan(dataset, method, model, optimizer, seed, n_critic, gp_weight, clip_value, train_real.shape[1:], WGAN)
+    with strategy.scope():  # models and optimizers under the strategy
+        gan, latent_dim = _build_wgan(dataset, method, model, optimizer, seed, n_critic, gp_weight, clip_value, train_real.shape[1:], WGAN)
 
     steps = iterations // epochs
-    store = checkpoints.CheckpointStore(
-        checkpoint_dir or os.path.join(out_dir, "checkpoints"), checkpoints.fingerprint(params)
-    )
+    # Non-chief workers of a multi-worker run checkpoint into a private copy of the chief's directory.
+    checkpoint_dir = distribution.worker_checkpoint_dir(os.fspath(checkpoint_dir or os.path.join(out_dir, "checkpoints")), strategy)
+    store = checkpoints.CheckpointStore(checkpoint_dir, checkpoints.fingerprint(params))
     first_batch = next(iter(data_stream.training_stream(train_real, batch_size, n_critic, seed, 0, 1)))
     recorder = _make_recorder_class()(
         steps, stats_every, first_batch[::n_critic][:batch_size], train_real, heldout_real, latent_dim,
         min(gap_samples, len(heldout_real)), seed,
     )
-    resumed_from_epoch = _resume(store, gan, recorder)
+    with strategy.scope():
+        resumed_from_epoch = _resume(store, gan, recorder)
     start = time.perf_counter()
     if resumed_from_epoch < epochs:
-        stream = data_stream.training_stream(
+        stream = distribution.shard_by_data(data_stream.training_stream(
             train_real, batch_size, n_critic, seed, resumed_from_epoch * steps, (epochs - resumed_from_epoch) * steps
-        )
+        ))
         save = checkpoints.make_checkpoint_callback(store, recorder.state, steps)
+        in_sync = distribution.workers_in_sync_callback(strategy)  # workers restored the same state
         gan.fit(
             stream, initial_epoch=resumed_from_epoch, epochs=epochs, steps_per_epoch=steps,
-            callbacks=[recorder, save, *callbacks], verbose=verbose,
+            callbacks=[recorder, save, in_sync, *callbacks], verbose=verbose,
         )
     wall = time.perf_counter() - start
+    if not chief:  # multi-worker: only the chief writes outputs
+        distribution.remove_worker_checkpoint_dir(checkpoint_dir, strategy)
+        return {"dataset": dataset, "method": method, "seed": seed, "worker": distribution.worker_role(strategy)}
 
     info = {
         **{k: params[k] for k in ("dataset", "method", "seed", "iterations", "batch_size", "n_critic")},
@@ -328,6 +349,7 @@ def train(
         **{k: params[k] for k in ("model", "optimizer", "gp_weight", "clip_value", "train_size")},
         **_timing(recorder.epoch_seconds, steps, wall),
         "resumed_from_epoch": resumed_from_epoch,
+        "replicas": strategy.num_replicas_in_sync,
     }
     _write_outputs(out_dir, recorder, gan, info)
     store.clear()

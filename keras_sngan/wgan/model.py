@@ -6,6 +6,7 @@ import keras
 from keras import ops
 
 from keras_sngan.callbacks import TerminateOnNonFinite
+from keras_sngan.distribute import step_outputs_for_fit
 from keras_sngan.tf_required import require_tensorflow
 from keras_sngan.wgan import (
     construction,
@@ -276,7 +277,8 @@ class WGAN(keras.Model):
         step["generator_loss"] = generator_step.generator_iteration(self, local_batch, replica)
         step["gradient_penalty"], step["grad_norm"] = penalty, grad_norm
         logs = distribution.replica_mean({name: step[name] for name in LOSS_METRICS}, num_replicas)
-        return {**logs, **per_layer}
+        # Keras 3 cannot reduce scalar step outputs under MultiWorkerMirroredStrategy.
+        return step_outputs_for_fit({**logs, **per_layer})
 
     _NO_VALIDATION = (
         "WGAN has no validation step: the critic's Wasserstein estimate on held-out data "
