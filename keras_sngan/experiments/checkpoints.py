@@ -50,7 +50,7 @@ def fingerprint(params: dict) -> str:
     return hashlib.sha256(json.dumps(params, sort_keys=True, default=str).encode()).hexdigest()
 
 
-def _sha256(path) -> str:
+def sha256(path) -> str:
     digest = hashlib.sha256()
     with open(path, "rb") as handle:
         for block in iter(lambda: handle.read(1 << 20), b""):
@@ -105,7 +105,7 @@ class CheckpointStore:
             if manifest.get("format") != FORMAT or manifest.get("epoch") != epoch:
                 return None
             for name, digest in manifest["files"].items():
-                if _sha256(os.path.join(path, name)) != digest:
+                if sha256(os.path.join(path, name)) != digest:
                     return None
         except (OSError, ValueError, KeyError, TypeError):
             return None
@@ -140,7 +140,7 @@ class CheckpointStore:
             model.save_weights(os.path.join(tmp, WEIGHTS))
             with open(os.path.join(tmp, STATE), "w") as handle:
                 json.dump(state, handle)  # NaN/inf kept (allow_nan): exact round trip
-            files = {name: _sha256(os.path.join(tmp, name)) for name in (WEIGHTS, STATE)}
+            files = {name: sha256(os.path.join(tmp, name)) for name in (WEIGHTS, STATE)}
             manifest = {"format": FORMAT, "epoch": epoch, "fingerprint": self.fingerprint, "files": files}
             with open(os.path.join(tmp, MANIFEST), "w") as handle:
                 json.dump(manifest, handle, indent=1)

@@ -326,7 +326,7 @@ def train(
         min(gap_samples, len(heldout_real)), seed,
     )
     with strategy.scope():
-        resumed_from_epoch = _resume(store, gan, recorder)
+        resumed_from_epoch = _resume(store, gan, recorder, strategy)
     start = time.perf_counter()
     if resumed_from_epoch < epochs:
         stream = distribution.shard_by_data(data_stream.training_stream(
@@ -372,9 +372,17 @@ def _build_wgan(dataset, method, model, optimizer, seed, n_critic, gp_weight, cl
     return gan, latent_dim
 
 
-def _resume(store, gan, recorder) -> int:
-    """Load the newest valid checkpoint into ``gan`` and ``recorder``; return its epoch (0: fresh)."""
+def _resume(store, gan, recorder, strategy) -> int:
+    """Load the newest valid checkpoint into ``gan`` and ``recorder``; return its epoch (0: fresh).
+
+    In a multi-worker run every worker must resume from the same checkpoint;
+    the workers compare (epoch, checksum of the weights file) *before* loading,
+    because a load on one worker only would desynchronize the collective ops
+    that follow instead of failing with a clear error.
+    """
     latest = store.latest()
+    tag = [0.0, 0.0] if latest is None else [latest[0], int(checkpoints.sha256(latest[1])[:12], 16)]
+    distribution.check_same_state(strategy, [np.array(tag, dtype=np.float64)], what="model and optimizer")
     if latest is None:
         return 0
     epoch, weights, state = latest
