@@ -1,5 +1,5 @@
 # Claim 2b: can a critic overfit a small training set, and does GP's more?
-# One single-thread job per (cell, method label) so the jobs run in parallel.
+# One job per (cell, method label) with config `threads` (1 by default) so the jobs run in parallel.
 
 
 rule overfit:
@@ -16,7 +16,7 @@ rule overfit:
         f"{LOGS}/overfitting/{{cell}}/{{label}}.log",
     benchmark:
         f"{BENCH}/overfitting/{{cell}}/{{label}}.tsv"
-    threads: 1
+    threads: config["threads"]
     shell:
         "keras-sngan overfit --out {output} --threads {threads} {params.args} > {log} 2>&1"
 
