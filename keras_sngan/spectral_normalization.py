@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import keras
 from keras import ops
-from keras.src.backend import get_stateless_scope  # not exported by keras.backend
+# Not exported by keras.backend: the scope objects Keras' own Layer.__call__ uses.
+from keras.src.backend import AutocastScope, get_stateless_scope
 
 from keras_sngan import linear_maps as lm
 from keras_sngan.validation import check_int, check_number
@@ -164,10 +165,12 @@ class SpectralNormalization(keras.layers.Wrapper):
         Inside an outer ``StatelessScope`` (``model.stateless_call``, the JAX
         trainer) this is the scope's value of the kernel.
         """
-        return ops.cast(self._kernel.value, "float32")
+        with AutocastScope(None):
+            return ops.cast(self._kernel.value, "float32")
 
     def _stored_vectors(self):
-        return [(u.value, v.value) for u, v in self._vectors]
+        with AutocastScope(None):
+            return [(u.value, v.value) for u, v in self._vectors]
 
     def _advance(self, kernel, iterations):
         """Power iteration from the stored vectors; store the new ones.
@@ -178,7 +181,9 @@ class SpectralNormalization(keras.layers.Wrapper):
         kernel = ops.stop_gradient(kernel)  # so the new vectors are constants too
         vectors, sigmas = [], []
         for operator, (u_var, v_var) in zip(self._operators, self._vectors):
-            u, v, sigma = operator.iterate_with_sigma(kernel, u_var.value, v_var.value, iterations)
+            with AutocastScope(None):
+                u, v = u_var.value, v_var.value
+            u, v, sigma = operator.iterate_with_sigma(kernel, u, v, iterations)
             u_var.assign(u)
             v_var.assign(v)
             vectors.append((u, v))
@@ -240,7 +245,8 @@ class SpectralNormalization(keras.layers.Wrapper):
         # StatelessScope's, if any: a new scope does not chain to the outer
         # one), the kernel replaced by its normalized value.
         mapping = [(self._kernel, normalized)]
-        mapping += [(w, w.value) for w in self.layer.variables if w is not self._kernel]
+        with AutocastScope(None):  # the stored values, not casts: the wrapped layer casts
+            mapping += [(w, w.value) for w in self.layer.variables if w is not self._kernel]
         outer = get_stateless_scope()
         kwargs = {}
         if self.layer._call_has_training_arg:
