@@ -49,7 +49,8 @@ PARAMS = [(name, "reshape") for name in CASES] + [
 ]
 
 
-# Keras' run_training_step feeds a generator to fit with the default shuffle=True.
+# Keras' harness itself warns (a plain keras.layers.Dense too): its
+# run_training_step feeds fit a generator with the default shuffle=True.
 @pytest.mark.filterwarnings("ignore:`shuffle=True` was passed:UserWarning")
 @pytest.mark.parametrize("name, method", PARAMS, ids=[f"{n}-{m}" for n, m in PARAMS])
 def test_keras_run_layer_test(name, method):
