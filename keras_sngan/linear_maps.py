@@ -198,11 +198,32 @@ def vjp(fn, x, cotangent):
         with torch.enable_grad():
             x = x.detach().requires_grad_(True)
             y = fn(x)
+            # a plain tensor, not a Parameter (a variable's value): torch.compile
+            # rejects a Parameter as a tangent
+            cotangent = torch.as_tensor(cotangent).detach()
             return torch.autograd.grad(y, x, grad_outputs=cotangent)[0]
     raise ValueError(
         f"Operator-norm power iteration needs autodiff; backend {backend!r} is not "
         "supported (use tensorflow, jax or torch)."
     )
+
+
+def compiled(fn, static_argnums=()):
+    """``fn`` compiled for the active backend: a TensorFlow graph function,
+    ``jax.jit`` (``static_argnums`` as in JAX), or ``fn`` itself on torch
+    (whose eager ops are cheap). Loops inside ``fn`` should be
+    ``keras.ops.fori_loop`` so that compiling does not unroll them.
+    """
+    backend = keras.backend.backend()
+    if backend == "tensorflow":
+        import tensorflow as tf
+
+        return tf.function(fn, reduce_retracing=True)
+    if backend == "jax":
+        import jax
+
+        return jax.jit(fn, static_argnums=static_argnums)
+    return fn
 
 
 def l2_normalize(x):
@@ -233,8 +254,24 @@ class LinearOperator:
         self.forward = forward
         self.adjoint = adjoint
         self.direction = direction
+        self._compiled_loop = None
         self.u_shape = tuple(u_shape)
         self.v_shape = tuple(v_shape)
+
+    def iterate_compiled(self, kernel, u, v, iterations: int):
+        """:meth:`iterate` as one compiled loop: for long runs (warm-up, norms)."""
+        if self._compiled_loop is None:
+
+            def loop(kernel, u, v, iterations):
+                def body(_, state):
+                    u, v = state
+                    u = l2_normalize(self.adjoint(v, kernel, u))
+                    return u, l2_normalize(self.forward(u, kernel))
+
+                return ops.fori_loop(0, iterations, body, (u, v))
+
+            self._compiled_loop = compiled(loop, static_argnums=(3,))
+        return self._compiled_loop(kernel, u, v, iterations)
 
     def iterate_with_sigma(self, kernel, u, v, iterations: int):
         """Like :meth:`iterate`, also returning ``||A u||`` for the new ``u``.

@@ -156,8 +156,25 @@ class SpectralNormalization(keras.layers.Wrapper):
                     for side, shape in (("u", operator.u_shape), ("v", operator.v_shape))
                 )
             )
-        self._advance(self._master_kernel(), self.warmup_iterations)
+        self._warm_up(self._master_kernel())
         self.built = True
+
+    def _warm_up(self, kernel):
+        """``warmup_iterations`` power-iteration steps from the random initial vectors.
+
+        Long warm-ups (and JAX's, where each eager step of a convolution's
+        adjoint re-traces a ``jax.vjp``) run as one compiled loop.
+        """
+        kernel = ops.stop_gradient(kernel)
+        for operator, (u_var, v_var) in zip(self._operators, self._vectors):
+            with AutocastScope(None):
+                u, v = u_var.value, v_var.value
+            if self.warmup_iterations >= 100 or keras.backend.backend() == "jax":
+                u, v = operator.iterate_compiled(kernel, u, v, self.warmup_iterations)
+            else:
+                u, v = operator.iterate(kernel, u, v, self.warmup_iterations)
+            u_var.assign(u)
+            v_var.assign(v)
 
     def _master_kernel(self):
         """The raw kernel in float32 (read without autocast, never rounded).
