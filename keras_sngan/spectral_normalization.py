@@ -162,14 +162,22 @@ class SpectralNormalization(keras.layers.Wrapper):
     def _warm_up(self, kernel):
         """``warmup_iterations`` power-iteration steps from the random initial vectors.
 
-        Long warm-ups (and JAX's, where each eager step of a convolution's
-        adjoint re-traces a ``jax.vjp``) run as one compiled loop.
+        Run as one compiled loop where that is faster: on TensorFlow for long
+        warm-ups (a graph function traces in a fraction of 100 eager steps);
+        on JAX for convolution operators only (each eager step of their
+        adjoint re-traces a ``jax.vjp``, while an XLA compile per layer shape
+        costs more than eager matrix steps).
         """
         kernel = ops.stop_gradient(kernel)
+        backend = keras.backend.backend()
         for operator, (u_var, v_var) in zip(self._operators, self._vectors):
             with AutocastScope(None):
                 u, v = u_var.value, v_var.value
-            if self.warmup_iterations >= 100 or keras.backend.backend() == "jax":
+            if backend == "jax":
+                compile_loop = operator.direction is None
+            else:
+                compile_loop = backend == "tensorflow" and self.warmup_iterations >= 100
+            if compile_loop:
                 u, v = operator.iterate_compiled(kernel, u, v, self.warmup_iterations)
             else:
                 u, v = operator.iterate(kernel, u, v, self.warmup_iterations)
