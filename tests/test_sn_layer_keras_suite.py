@@ -73,3 +73,36 @@ def test_keras_run_layer_test(name, method):
         run_training_check=True,
         run_mixed_precision_check=True,
     )
+
+
+def test_deliberate_differences_from_keras_layer():
+    """Where our layer differs from keras.layers.SpectralNormalization on purpose.
+
+    1. The kernel is never overwritten: a training call leaves our raw kernel
+       as it was; Keras' layer assigns ``W / sigma`` into it.
+    2. Inference uses the stored vectors: after training, our inference output
+       is ``x @ (W / sigma(u, v)) + b`` with the vectors stored by the last
+       training call; Keras' layer runs the (overwritten) kernel as it stands.
+    """
+    x = np.random.default_rng(1).standard_normal((5, 3)).astype("float32")
+    ours = SpectralNormalization(keras.layers.Dense(4), warmup_iterations=1)
+    theirs = keras.layers.SpectralNormalization(keras.layers.Dense(4))
+    ours(x)
+    theirs(x)
+    theirs.layer.kernel.assign(ours.layer.kernel.value)
+    kernel = keras.ops.convert_to_numpy(ours.layer.kernel.value).copy()
+
+    ours(x, training=True)
+    theirs(x, training=True)
+    np.testing.assert_array_equal(keras.ops.convert_to_numpy(ours.layer.kernel.value), kernel)
+    overwritten = keras.ops.convert_to_numpy(theirs.layer.kernel.value)
+    assert not np.allclose(overwritten, kernel)
+
+    u, v = (keras.ops.convert_to_numpy(w.value) for w in ours.non_trainable_weights)
+    sigma = float(np.sum(v * (u @ kernel)))  # <v, u W>: the estimate from the stored vectors
+    np.testing.assert_allclose(
+        keras.ops.convert_to_numpy(ours(x, training=False)), x @ (kernel / sigma), rtol=1e-5, atol=1e-6
+    )
+    np.testing.assert_allclose(
+        keras.ops.convert_to_numpy(theirs(x, training=False)), x @ overwritten, rtol=1e-5, atol=1e-6
+    )
