@@ -16,8 +16,14 @@ $(BIN)/.installed: pyproject.toml
 
 install: $(BIN)/.installed
 
+# The whole suite on TensorFlow, then the backend-agnostic modules (the layer,
+# the Lipschitz tools) again on JAX. PyTorch is tested locally only (README).
+JAX_TESTS := tests/test_spectral_normalization.py tests/test_lipschitz.py \
+	tests/test_sn_layer_keras_suite.py tests/test_sn_layer_transparency.py
+
 test: install
 	$(BIN)/python -m pytest -q
+	KERAS_BACKEND=jax $(BIN)/python -m pytest -q $(JAX_TESTS)
 
 reproduce: install
 	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/snakemake --cores $(CORES)

@@ -9,9 +9,11 @@ one process, interleaved round-robin so machine noise hits every variant alike:
 - ``keras_builtin``: ``keras.layers.SpectralNormalization``;
 
 for the WGAN-GP 512-wide MLP critic (batch 256) and Miyato et al.'s standard
-CNN critic (32x32x3, batch 64), with XLA off and on.
+CNN critic (32x32x3, batch 64): on TensorFlow with XLA off (graph mode) and
+on, and on JAX (``jax.jit`` of a stateless step, always XLA) in a second
+process (one Keras backend per process; ratios are taken within a process).
 
-Usage: ``python benchmarks/layers.py [--quick] [--out results/benchmarks/layers.json]``
+Usage: ``python benchmarks/layers.py [--quick] [--no-jax] [--out benchmarks/results/layers.json]``
 """
 
 from __future__ import annotations
@@ -21,15 +23,17 @@ import json
 import os
 import platform
 import statistics
+import subprocess
+import sys
 import time
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 import keras  # noqa: E402
-import numpy as np  # noqa: E402
-import tensorflow as tf  # noqa: E402
 
 from keras_sngan import SpectralNormalization  # noqa: E402
+
+BACKEND = keras.backend.backend()
 
 VARIANTS = ("plain", "reshape", "bidirectional", "operator", "keras_builtin")
 
@@ -61,6 +65,10 @@ def cnn_critic(wrap):
 
 
 def make_step(model, jit):
+    if BACKEND == "jax":
+        return make_jax_step(model)
+    import tensorflow as tf
+
     optimizer = keras.optimizers.Adam(1e-4, 0.5, 0.9)
     optimizer.build(model.trainable_variables)
 
@@ -75,16 +83,51 @@ def make_step(model, jit):
     return step
 
 
+def make_jax_step(model):
+    """The same step as a jitted stateless JAX function (what Keras' JAX trainer does)."""
+    import jax
+
+    optimizer = keras.optimizers.Adam(1e-4, 0.5, 0.9)
+    optimizer.build(model.trainable_variables)
+
+    def loss_fn(trainable, non_trainable, real, fake):
+        y_fake, non_trainable = model.stateless_call(trainable, non_trainable, fake, training=True)
+        y_real, non_trainable = model.stateless_call(trainable, non_trainable, real, training=True)
+        return keras.ops.mean(y_fake) - keras.ops.mean(y_real), non_trainable
+
+    grad_fn = jax.value_and_grad(loss_fn, has_aux=True)
+
+    @jax.jit
+    def jitted(state, real, fake):
+        trainable, non_trainable, opt_vars = state
+        (loss, non_trainable), grads = grad_fn(trainable, non_trainable, real, fake)
+        trainable, opt_vars = optimizer.stateless_apply(opt_vars, grads, trainable)
+        return loss, (trainable, non_trainable, opt_vars)
+
+    state = [
+        [v.value for v in model.trainable_variables],
+        [v.value for v in model.non_trainable_variables],
+        [v.value for v in optimizer.variables],
+    ]
+
+    def step(real, fake):
+        nonlocal state
+        loss, state = jitted(state, real, fake)
+        return loss
+
+    return step
+
+
 def benchmark(builder, variants, jit, steps, rounds):
     keras.utils.set_random_seed(0)
     runs = {}
     for variant in variants:
         model, shape = builder(wrapper(variant))
-        real = tf.random.normal(shape)
-        fake = tf.random.normal(shape)
+        real = keras.random.normal(shape)
+        fake = keras.random.normal(shape)
         step = make_step(model, jit)
         for _ in range(3):  # trace, compile, warm up
-            step(real, fake).numpy()
+            keras.ops.convert_to_numpy(step(real, fake))
         runs[variant] = (step, real, fake)
     times = {v: [] for v in variants}
     for _ in range(rounds):
@@ -92,7 +135,7 @@ def benchmark(builder, variants, jit, steps, rounds):
             start = time.perf_counter()
             for _ in range(steps):
                 loss = step(real, fake)
-            loss.numpy()
+            keras.ops.convert_to_numpy(loss)
             times[variant].append((time.perf_counter() - start) / steps * 1e3)
     ms = {v: statistics.median(t) for v, t in times.items()}
     return {
@@ -102,13 +145,30 @@ def benchmark(builder, variants, jit, steps, rounds):
     }
 
 
+def run(tags, steps, rounds, cnn_steps, cnn_rounds):
+    result = {}
+    for tag in tags:
+        jit = tag != "graph"
+        result[f"mlp_{tag}"] = benchmark(mlp_critic, VARIANTS, jit, steps, rounds)
+        print(json.dumps({f"mlp_{tag}": result[f"mlp_{tag}"]}), file=sys.stderr, flush=True)
+        result[f"cnn_{tag}"] = benchmark(cnn_critic, VARIANTS, jit, cnn_steps, cnn_rounds)
+        print(json.dumps({f"cnn_{tag}": result[f"cnn_{tag}"]}), file=sys.stderr, flush=True)
+    return result
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="fewer repeats (a smoke run)")
+    parser.add_argument("--no-jax", action="store_true", help="skip the JAX process")
     parser.add_argument("--out", help="also write the JSON to this file")
     args = parser.parse_args(argv)
     steps, rounds = (3, 2) if args.quick else (20, 7)
-    cnn_steps, cnn_rounds = (1, 2) if args.quick else (4, 5)
+    cnn_steps, cnn_rounds = (1, 2) if args.quick else (3, 5)
+    if BACKEND == "jax":  # the child process: JSON of the JAX column on stdout
+        print(json.dumps(run(["jax"], steps, rounds, cnn_steps, cnn_rounds)))
+        return
+    import tensorflow as tf
+
     result = {
         "machine": {
             "processor": platform.processor() or platform.machine(),
@@ -119,12 +179,19 @@ def main(argv=None):
         "settings": {"mlp_batch": 256, "cnn_batch": 64, "cnn_image": [32, 32, 3], "steps": steps, "rounds": rounds,
                      "cnn_steps": cnn_steps, "cnn_rounds": cnn_rounds, "statistic": "median ms per step over rounds"},
     }
-    for jit in (False, True):
-        tag = "xla" if jit else "graph"
-        result[f"mlp_{tag}"] = benchmark(mlp_critic, VARIANTS, jit, steps, rounds)
-        print(json.dumps({f"mlp_{tag}": result[f"mlp_{tag}"]}), flush=True)
-        result[f"cnn_{tag}"] = benchmark(cnn_critic, VARIANTS, jit, cnn_steps, cnn_rounds)
-        print(json.dumps({f"cnn_{tag}": result[f"cnn_{tag}"]}), flush=True)
+    result.update(run(["graph", "xla"], steps, rounds, cnn_steps, cnn_rounds))
+    if not args.no_jax:
+        import jax
+
+        result["machine"]["jax"] = jax.__version__
+        child = subprocess.run(
+            [sys.executable, __file__, *(["--quick"] if args.quick else [])],
+            env=dict(os.environ, KERAS_BACKEND="jax"),
+            check=True,
+            stdout=subprocess.PIPE,
+            text=True,
+        )
+        result.update(json.loads(child.stdout.strip().splitlines()[-1]))
     text = json.dumps(result, indent=2)
     print(text)
     if args.out:

@@ -105,6 +105,36 @@ def fan_out_matrix(kernel, kind: str):
     raise ValueError(f"Unknown layer kind {kind!r}.")
 
 
+def _swap_last_two(rank):
+    return (*range(rank - 2), rank - 1, rank - 2)
+
+
+def fan_in_to_kernel(matrix, kind: str, kernel_shape):
+    """Inverse of :func:`fan_in_matrix`: a ``(fan_in, out)`` matrix back in kernel layout."""
+    kernel_shape = tuple(kernel_shape)
+    if kind in (DENSE, EMBEDDING):
+        return matrix
+    if kind in (CONV, DEPTHWISE):
+        return ops.reshape(matrix, kernel_shape)
+    if kind == CONV_TRANSPOSE:  # kernel (*k, out, in), matrix rows (*k, in)
+        swapped = (*kernel_shape[:-2], kernel_shape[-1], kernel_shape[-2])
+        return ops.transpose(ops.reshape(matrix, swapped), _swap_last_two(len(kernel_shape)))
+    raise ValueError(f"Unknown layer kind {kind!r}.")
+
+
+def fan_out_to_kernel(matrix, kind: str, kernel_shape):
+    """Inverse of :func:`fan_out_matrix`: a ``(fan_out, in)`` matrix back in kernel layout."""
+    kernel_shape = tuple(kernel_shape)
+    if kind in (DENSE, EMBEDDING):
+        return ops.transpose(matrix)
+    if kind == CONV_TRANSPOSE:
+        return ops.reshape(matrix, kernel_shape)
+    if kind in (CONV, DEPTHWISE):
+        swapped = (*kernel_shape[:-2], kernel_shape[-1], kernel_shape[-2])
+        return ops.transpose(ops.reshape(matrix, swapped), _swap_last_two(len(kernel_shape)))
+    raise ValueError(f"Unknown layer kind {kind!r}.")
+
+
 def apply_linear(layer, kind: str, x, kernel):
     """The layer's linear map (no bias, no activation) with ``kernel``, on ``x``."""
     if kind == CONV:
@@ -168,11 +198,32 @@ def vjp(fn, x, cotangent):
         with torch.enable_grad():
             x = x.detach().requires_grad_(True)
             y = fn(x)
+            # a plain tensor, not a Parameter (a variable's value): torch.compile
+            # rejects a Parameter as a tangent
+            cotangent = torch.as_tensor(cotangent).detach()
             return torch.autograd.grad(y, x, grad_outputs=cotangent)[0]
     raise ValueError(
         f"Operator-norm power iteration needs autodiff; backend {backend!r} is not "
         "supported (use tensorflow, jax or torch)."
     )
+
+
+def compiled(fn, static_argnums=()):
+    """``fn`` compiled for the active backend: a TensorFlow graph function,
+    ``jax.jit`` (``static_argnums`` as in JAX), or ``fn`` itself on torch
+    (whose eager ops are cheap). Loops inside ``fn`` should be
+    ``keras.ops.fori_loop`` so that compiling does not unroll them.
+    """
+    backend = keras.backend.backend()
+    if backend == "tensorflow":
+        import tensorflow as tf
+
+        return tf.function(fn, reduce_retracing=True)
+    if backend == "jax":
+        import jax
+
+        return jax.jit(fn, static_argnums=static_argnums)
+    return fn
 
 
 def l2_normalize(x):
@@ -181,18 +232,58 @@ def l2_normalize(x):
     return x / ops.maximum(norm, EPSILON)
 
 
+def _normalize_with_norm(x):
+    """``(x / max(||x||, eps), ||x||)`` with one reduction (float32)."""
+    squared = ops.sum(ops.square(x))
+    inverse = ops.rsqrt(ops.maximum(squared, EPSILON * EPSILON))
+    return x * inverse, squared * inverse
+
+
 class LinearOperator:
     """A linear map ``x -> A(kernel) x`` with its adjoint, for power iteration.
 
     ``u_shape`` is the shape of the input-side vector, ``v_shape`` the shape of
     the output-side vector (both with a leading batch axis of 1).
+    ``direction(u, v)``, when given, returns ``d <v, A(kernel) u> / d kernel``
+    in kernel layout (a constant: the estimate is linear in the kernel); it
+    lets :class:`~keras_sngan.SpectralNormalization` write the gradient of
+    ``W / sigma(W)`` in closed form instead of differentiating through sigma.
     """
 
-    def __init__(self, forward, adjoint, u_shape, v_shape):
+    def __init__(self, forward, adjoint, u_shape, v_shape, direction=None):
         self.forward = forward
         self.adjoint = adjoint
+        self.direction = direction
+        self._compiled_loop = None
         self.u_shape = tuple(u_shape)
         self.v_shape = tuple(v_shape)
+
+    def iterate_compiled(self, kernel, u, v, iterations: int):
+        """:meth:`iterate` as one compiled loop: for long runs (warm-up, norms)."""
+        if self._compiled_loop is None:
+
+            def loop(kernel, u, v, iterations):
+                def body(_, state):
+                    u, v = state
+                    u = l2_normalize(self.adjoint(v, kernel, u))
+                    return u, l2_normalize(self.forward(u, kernel))
+
+                return ops.fori_loop(0, iterations, body, (u, v))
+
+            self._compiled_loop = compiled(loop, static_argnums=(3,))
+        return self._compiled_loop(kernel, u, v, iterations)
+
+    def iterate_with_sigma(self, kernel, u, v, iterations: int):
+        """Like :meth:`iterate`, also returning ``||A u||`` for the new ``u``.
+
+        ``||A u|| = <v, A u>`` for the returned pair, i.e. :meth:`sigma` at no
+        extra cost (its value only: it is not differentiable in ``kernel``).
+        """
+        sigma = None
+        for _ in range(iterations):
+            u, _ = _normalize_with_norm(self.adjoint(v, kernel, u))
+            v, sigma = _normalize_with_norm(self.forward(u, kernel))
+        return u, v, sigma
 
     def iterate(self, kernel, u, v, iterations: int):
         """``iterations`` power-iteration steps from ``(u, v)``; returns the new pair.
@@ -210,9 +301,13 @@ class LinearOperator:
         return ops.sum(v * self.forward(u, kernel))
 
 
+_TO_KERNEL = {fan_in_matrix: fan_in_to_kernel, fan_out_matrix: fan_out_to_kernel}
+
+
 def matrix_operator(to_matrix, kernel_shape, kind: str) -> LinearOperator:
     """Row-vector map ``x -> x @ M`` where ``M = to_matrix(kernel, kind)``."""
     rows, cols = to_matrix(ops.zeros(kernel_shape), kind).shape
+    to_kernel = _TO_KERNEL[to_matrix]
 
     def forward(x, kernel):
         return ops.matmul(x, to_matrix(kernel, kind))
@@ -222,7 +317,11 @@ def matrix_operator(to_matrix, kernel_shape, kind: str) -> LinearOperator:
         # is free, transposing M would copy the whole kernel every call.
         return ops.reshape(ops.matmul(to_matrix(kernel, kind), ops.reshape(y, (cols, 1))), (1, rows))
 
-    return LinearOperator(forward, adjoint, (1, rows), (1, cols))
+    def direction(u, v):
+        # <v, u M> = <u^T v, M>: the outer product, put back in kernel layout.
+        return to_kernel(ops.matmul(ops.reshape(u, (rows, 1)), v), kind, kernel_shape)
+
+    return LinearOperator(forward, adjoint, (1, rows), (1, cols), direction)
 
 
 def convolution_operator(layer, kind: str, input_shape) -> LinearOperator:

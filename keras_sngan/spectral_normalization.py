@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import keras
 from keras import ops
+# Not exported by keras.backend: the scope objects Keras' own Layer.__call__ uses.
+from keras.src.backend import AutocastScope, get_stateless_scope
 
 from keras_sngan import linear_maps as lm
 from keras_sngan.validation import check_int, check_number
@@ -88,9 +90,11 @@ class SpectralNormalization(keras.layers.Wrapper):
         warmup_iterations: int = 50,
         **kwargs,
     ):
-        # The wrapper reads the float32 master kernel itself; the wrapped layer
-        # casts the normalized kernel to its compute dtype in its own call.
+        # The wrapper reads the float32 master kernel itself (autocast off, so
+        # not even an enclosing mixed-precision model rounds it); the wrapped
+        # layer casts the normalized kernel to its compute dtype in its own call.
         kwargs["autocast"] = False
+        dtype_given = kwargs.get("dtype") is not None
         super().__init__(layer, **kwargs)
         self._kind = lm.layer_kind(layer)
         if self._kind is None:
@@ -109,6 +113,15 @@ class SpectralNormalization(keras.layers.Wrapper):
             raise ValueError(f"`method` must be one of {METHODS}, received {method!r}.")
         self.method = method
         self.scale = check_number("scale", scale)
+        # One dtype policy for wrapper and wrapped layer: a policy given to the
+        # wrapper decides the wrapped layer's compute dtype; otherwise the
+        # wrapper takes the wrapped layer's own (by default the global) policy.
+        if dtype_given:
+            layer.dtype_policy = self.dtype_policy
+        else:
+            self.dtype_policy = layer.dtype_policy
+        # Masks pass through exactly as the wrapped layer handles them.
+        self.supports_masking = layer.supports_masking
 
     def build(self, input_shape=None):
         if self._kind in lm.CONVOLUTIONS and self.method == "operator":
@@ -124,6 +137,9 @@ class SpectralNormalization(keras.layers.Wrapper):
         super().build(input_shape)
         self._kernel = lm.kernel_variable(self.layer)
         self._operators = lm.operators_for(self.layer, self._kind, self.method, input_shape)
+        # Matrix operators (every method on Dense/Embedding, reshape and
+        # bidirectional on convolutions) know d sigma / d W in closed form.
+        self._closed_form = all(op.direction is not None for op in self._operators)
         self._vectors = []
         for i, operator in enumerate(self._operators):
             suffix = "" if len(self._operators) == 1 else f"_{i}"
@@ -140,26 +156,64 @@ class SpectralNormalization(keras.layers.Wrapper):
                     for side, shape in (("u", operator.u_shape), ("v", operator.v_shape))
                 )
             )
-        self._advance(self._master_kernel(), self.warmup_iterations)
+        self._warm_up(self._master_kernel())
         self.built = True
 
+    def _warm_up(self, kernel):
+        """``warmup_iterations`` power-iteration steps from the random initial vectors.
+
+        Run as one compiled loop where that is faster: on TensorFlow for long
+        warm-ups (a graph function traces in a fraction of 100 eager steps);
+        on JAX for convolution operators only (each eager step of their
+        adjoint re-traces a ``jax.vjp``, while an XLA compile per layer shape
+        costs more than eager matrix steps).
+        """
+        kernel = ops.stop_gradient(kernel)
+        backend = keras.backend.backend()
+        for operator, (u_var, v_var) in zip(self._operators, self._vectors):
+            with AutocastScope(None):
+                u, v = u_var.value, v_var.value
+            if backend == "jax":
+                compile_loop = operator.direction is None
+            else:
+                compile_loop = backend == "tensorflow" and self.warmup_iterations >= 100
+            if compile_loop:
+                u, v = operator.iterate_compiled(kernel, u, v, self.warmup_iterations)
+            else:
+                u, v = operator.iterate(kernel, u, v, self.warmup_iterations)
+            u_var.assign(u)
+            v_var.assign(v)
+
     def _master_kernel(self):
-        """The raw kernel in float32 (read without autocast, never rounded)."""
-        return ops.cast(self._kernel.value, "float32")
+        """The raw kernel in float32 (read without autocast, never rounded).
+
+        Inside an outer ``StatelessScope`` (``model.stateless_call``, the JAX
+        trainer) this is the scope's value of the kernel.
+        """
+        with AutocastScope(None):
+            return ops.cast(self._kernel.value, "float32")
 
     def _stored_vectors(self):
-        return [(u.value, v.value) for u, v in self._vectors]
+        with AutocastScope(None):
+            return [(u.value, v.value) for u, v in self._vectors]
 
     def _advance(self, kernel, iterations):
-        """Run power iteration from the stored vectors, store and return the new ones."""
+        """Power iteration from the stored vectors; store the new ones.
+
+        Returns the new vectors and ``sigma`` from the last step (``||A u||``,
+        which equals ``<v, A u>`` for the returned pair) as a plain value.
+        """
         kernel = ops.stop_gradient(kernel)  # so the new vectors are constants too
-        vectors = []
+        vectors, sigmas = [], []
         for operator, (u_var, v_var) in zip(self._operators, self._vectors):
-            u, v = operator.iterate(kernel, u_var.value, v_var.value, iterations)
+            with AutocastScope(None):
+                u, v = u_var.value, v_var.value
+            u, v, sigma = operator.iterate_with_sigma(kernel, u, v, iterations)
             u_var.assign(u)
             v_var.assign(v)
             vectors.append((u, v))
-        return vectors
+            sigmas.append(sigma)
+        return vectors, _mean(sigmas)
 
     def _sigma(self, kernel, vectors):
         """Mean of ``<v, A(kernel) u>`` over the method's operators.
@@ -167,12 +221,26 @@ class SpectralNormalization(keras.layers.Wrapper):
         ``vectors`` are constants (variable reads, or computed from a stopped
         kernel), so the gradient of sigma is ``v u^T``, as in Miyato et al.
         """
-        sigmas = [operator.sigma(kernel, u, v) for operator, (u, v) in zip(self._operators, vectors)]
-        return sigmas[0] if len(sigmas) == 1 else ops.mean(ops.stack(sigmas))
+        return _mean([operator.sigma(kernel, u, v) for operator, (u, v) in zip(self._operators, vectors)])
 
-    def _normalize(self, kernel, vectors):
-        sigma = ops.maximum(self._sigma(kernel, vectors), lm.EPSILON)
-        return ops.cast(kernel * (self.scale / sigma), self._kernel.dtype)
+    def _normalize(self, kernel, vectors, sigma=None):
+        """``scale * kernel / sigma``, differentiable in ``kernel`` with ``vectors`` held constant.
+
+        For matrix operators the gradient is written in closed form: sigma is
+        linear in the kernel, ``sigma = <W, D>`` with ``D = A^T(u v^T)``, so
+        ``d L / d W = scale * (G - <G, W / sigma> D) / sigma`` for the incoming
+        gradient ``G``: a handful of fused ops instead of the autodiff graph of
+        the power-iteration estimate. ``sigma`` may be passed as a value (from
+        the last power-iteration step); it must equal ``<W, D>``.
+        """
+        if not self._closed_form:
+            sigma = ops.maximum(self._sigma(kernel, vectors), lm.EPSILON)
+            return ops.cast(kernel * (self.scale / sigma), self._kernel.dtype)
+        if sigma is None:
+            sigma = self._sigma(kernel, vectors)
+        flat = [t for pair in vectors for t in pair]
+        normalized = _closed_form_normalize(self._operators, self.scale, kernel, ops.stop_gradient(sigma), *flat)
+        return ops.cast(normalized, self._kernel.dtype)
 
     def _check_built(self, what):
         if not self.built:
@@ -191,15 +259,35 @@ class SpectralNormalization(keras.layers.Wrapper):
         self._check_built("normalized_kernel()")
         return self._normalize(self._master_kernel(), self._stored_vectors())
 
-    def call(self, inputs, training=None):
+    def call(self, inputs, training=None, mask=None):
         kernel = self._master_kernel()
         if training:
-            vectors = self._advance(kernel, self.power_iterations)
+            vectors, sigma = self._advance(kernel, self.power_iterations)
         else:
-            vectors = self._stored_vectors()
-        normalized = self._normalize(kernel, vectors)
-        with keras.StatelessScope(state_mapping=[(self._kernel, normalized)]):
-            return self.layer(inputs)
+            vectors, sigma = self._stored_vectors(), None
+        normalized = self._normalize(kernel, vectors, sigma)
+        # Every variable of the wrapped layer at its current value (an outer
+        # StatelessScope's, if any: a new scope does not chain to the outer
+        # one), the kernel replaced by its normalized value.
+        mapping = [(self._kernel, normalized)]
+        with AutocastScope(None):  # the stored values, not casts: the wrapped layer casts
+            mapping += [(w, w.value) for w in self.layer.variables if w is not self._kernel]
+        outer = get_stateless_scope()
+        kwargs = {}
+        if self.layer._call_has_training_arg:
+            kwargs["training"] = training
+        if mask is not None and self.layer._call_has_mask_arg:
+            kwargs["mask"] = mask
+        with keras.StatelessScope(state_mapping=mapping, collect_losses=True) as scope:
+            outputs = self.layer(inputs, **kwargs)
+        # The wrapped layer's losses (activity regularizer) go where they would
+        # have gone unwrapped: to the outer scope if it collects, else to the layer.
+        if scope.losses and (outer is None or outer.collect_losses):
+            self.layer.add_loss(list(scope.losses))
+        return outputs
+
+    def compute_mask(self, inputs, mask=None):
+        return self.layer.compute_mask(inputs, mask)
 
     def compute_output_shape(self, input_shape):
         return self.layer.compute_output_shape(input_shape)
@@ -214,3 +302,38 @@ class SpectralNormalization(keras.layers.Wrapper):
             warmup_iterations=self.warmup_iterations,
         )
         return config
+
+
+def _mean(values):
+    return values[0] if len(values) == 1 else ops.mean(ops.stack(values))
+
+
+def _closed_form_normalize(operators, scale, kernel, sigma, *flat_vectors):
+    """``scale * kernel / max(sigma, eps)`` with the gradient of ``W / <W, D>``.
+
+    A ``keras.ops.custom_gradient`` (TensorFlow, JAX and PyTorch): the vectors
+    and ``sigma`` are passed as arguments (JAX's custom gradients may not close
+    over traced values) and get no gradient.
+    """
+
+    @ops.custom_gradient
+    def normalize(kernel, sigma, *flat):
+        clamped = ops.maximum(sigma, lm.EPSILON)
+        factor = scale / clamped
+        normalized = kernel * factor
+
+        def grad(*args, upstream=None):
+            if upstream is None:
+                (upstream,) = args
+            upstream = ops.cast(upstream, "float32")
+            pairs = list(zip(flat[0::2], flat[1::2]))
+            direction = _mean([op.direction(u, v) for op, (u, v) in zip(operators, pairs)])
+            # <G, W / sigma>; zero where the eps guard holds sigma constant.
+            projection = ops.sum(upstream * kernel) / clamped
+            projection = ops.where(sigma > lm.EPSILON, projection, 0.0)
+            grad_kernel = factor * (upstream - projection * direction)
+            return (grad_kernel, None, *([None] * len(flat)))
+
+        return normalized, grad
+
+    return normalize(kernel, sigma, *flat_vectors)

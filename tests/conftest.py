@@ -1,8 +1,11 @@
-"""Test set-up shared by every module.
+"""Test set-up shared by every module, on whichever Keras backend runs.
 
-The CPU is split into two logical devices before TensorFlow initializes, so
-``tf.distribute.MirroredStrategy`` tests run two replicas on one machine.
-Everything else keeps running on the first device.
+The backend is ``KERAS_BACKEND`` (TensorFlow unless set). On TensorFlow the
+CPU is split into two logical devices before TensorFlow initializes, so
+``tf.distribute.MirroredStrategy`` tests run two replicas on one machine;
+everything else keeps running on the first device. Tests of TensorFlow-only
+parts are marked with :data:`tensorflow_only` and skip, with the reason, on
+the other backends.
 """
 
 import os
@@ -12,11 +15,20 @@ os.environ.setdefault("KERAS_BACKEND", "tensorflow")
 
 import keras  # noqa: E402
 import pytest  # noqa: E402
-import tensorflow as tf  # noqa: E402
 
-_cpus = tf.config.list_physical_devices("CPU")
-tf.config.set_logical_device_configuration(
-    _cpus[0], [tf.config.LogicalDeviceConfiguration()] * 2
+BACKEND = keras.backend.backend()
+
+if BACKEND == "tensorflow":
+    import tensorflow as tf
+
+    _cpus = tf.config.list_physical_devices("CPU")
+    tf.config.set_logical_device_configuration(
+        _cpus[0], [tf.config.LogicalDeviceConfiguration()] * 2
+    )
+
+tensorflow_only = pytest.mark.skipif(
+    BACKEND != "tensorflow",
+    reason=f"needs the TensorFlow backend (tf.GradientTape / tf.distribute / SavedModel); running {BACKEND!r}",
 )
 
 
@@ -32,12 +44,14 @@ def _fresh_keras_state():
 
 @pytest.fixture(scope="session")
 def mirrored_strategy():
-    """One 2-replica MirroredStrategy for the whole session.
+    """One 2-replica MirroredStrategy for the whole session (TensorFlow backend only).
 
     TensorFlow's collective ops keep per-process instance keys: several
     MirroredStrategy objects in one process can collide ("Shape mismatch in
     the collective instance ..."), so every test shares this one.
     """
+    if BACKEND != "tensorflow":
+        pytest.skip(f"tf.distribute.MirroredStrategy needs the TensorFlow backend; running {BACKEND!r}")
     devices = [d.name for d in tf.config.list_logical_devices("CPU")][:2]
     assert len(devices) == 2, "conftest must split the CPU into 2 logical devices"
     return tf.distribute.MirroredStrategy(devices)
