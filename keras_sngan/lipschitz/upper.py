@@ -69,7 +69,7 @@ def layer_kernel(layer) -> np.ndarray:
     """
     if isinstance(layer, SpectralNormalization):
         return ops.convert_to_numpy(layer.normalized_kernel()).astype("float32")
-    return np.asarray(lm.kernel_variable(layer).numpy(), dtype="float32")
+    return ops.convert_to_numpy(ops.copy(lm.kernel_variable(layer).value)).astype("float32")
 
 
 def _layer_input_shape(layer):
