@@ -23,7 +23,7 @@ def test_every_conv_layer_estimate_is_below_its_certified_norm():
     assert len(frame) > 0
     assert (frame["operator_norm"] <= frame["certified_norm"] * (1 + 1e-5)).all()
     conv = frame["type"].str.contains("Conv")
-    assert set(frame.loc[conv, "norm_method"]) == {"fft-circulant"}
+    assert set(frame.loc[conv, "norm_method"]) <= {"fft-circulant", "svd-explicit"}
     assert set(frame.loc[~conv, "norm_method"]) <= {"svd"}
 
 

@@ -11,6 +11,8 @@ below the truth; each factor says which method bounded it:
                             SVD of the float32 kernel, plus a float64 rounding margin)
 ``"fft-circulant"``         convolutions: the norm of the circular convolution that contains
                             the layer (:mod:`keras_sngan.lipschitz.conv_norms`)
+``"svd-explicit"``          small convolutions: exact SVD of the layer's explicit float64 matrix
+                            (used where it is below the circulant bound)
 ``"activation-constant"``   global maximum of ``|phi'|`` (:data:`ACTIVATION_LIPSCHITZ`)
 ``"pooling-average-svd"``   average pooling: exact norm of the (separable) averaging map at the
                             layer's input size, border windows averaging fewer elements
@@ -39,7 +41,7 @@ from keras import ops
 
 from keras_sngan import linear_maps as lm
 from keras_sngan.lipschitz.activations import ACTIVATION_LIPSCHITZ, activation_lipschitz
-from keras_sngan.lipschitz.conv_norms import EPS64, convolution_norm_bound
+from keras_sngan.lipschitz.conv_norms import EPS64, convolution_norm_report
 from keras_sngan.spectral_normalization import SpectralNormalization
 
 # Layers that change shape only (or are the identity at inference): isometries.
@@ -109,7 +111,7 @@ def linear_layer_norm_report(layer, input_shape=None) -> tuple[float, str]:
             f"The operator norm of convolution {layer.name!r} depends on its input size; "
             f"pass `input_shape` (received {input_shape})."
         )
-    return convolution_norm_bound(inner, kind, kernel, input_shape), "fft-circulant"
+    return convolution_norm_report(inner, kind, kernel, input_shape)
 
 
 def linear_layer_norm(layer, input_shape=None) -> float:
