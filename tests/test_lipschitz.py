@@ -42,10 +42,11 @@ def test_conv_norm_is_the_operator_norm_of_the_explicit_map():
     model = keras.Sequential([keras.Input((5, 5, 2)), keras.layers.Conv2D(3, 3, strides=2, padding="same", use_bias=False)])
     n = 5 * 5 * 2
     basis = np.eye(n, dtype="float32").reshape(n, 5, 5, 2)
-    matrix = model(basis).numpy().reshape(n, -1)
+    matrix = keras.ops.convert_to_numpy(model(basis)).reshape(n, -1)
     (row,) = layer_spectral_norms(model)
-    assert row["method"] == "operator"
-    assert row["norm"] == pytest.approx(top_sv(matrix), rel=1e-4)
+    # Small enough to write out: the exact norm of its float64 matrix (certified, not estimated).
+    assert row["method"] == "svd-explicit"
+    assert row["norm"] == pytest.approx(top_sv(matrix), rel=1e-6)
 
 
 @pytest.mark.parametrize(
@@ -77,7 +78,8 @@ def test_swish_constant_matches_a_dense_grid():
 def test_lower_bound_of_a_linear_model_is_its_weight_norm():
     model = dense_chain([np.array([[3.0], [4.0]], "float32")], None)
     report = lipschitz_lower_bound(model, n_starts=4, steps=5)
-    assert report["bound"] == pytest.approx(5.0, rel=1e-5)
+    # Certified slopes lose at most 2^-8 to the rounding margin, never overshoot.
+    assert 5.0 * (1 - 2**-7) <= report["bound"] <= 5.0
 
 
 def test_lower_bound_finds_the_slope_of_a_relu_network():
@@ -85,7 +87,7 @@ def test_lower_bound_finds_the_slope_of_a_relu_network():
     model = dense_chain([np.array([[1.0, -1.0]], "float32"), np.array([[1.0], [1.0]], "float32")], "relu")
     low = lipschitz_lower_bound(model, n_starts=8, steps=20)["bound"]
     high = lipschitz_upper_bound(model)["bound"]
-    assert low == pytest.approx(1.0, rel=1e-4)
+    assert 1 - 2**-7 <= low <= 1.0
     assert high == pytest.approx(2.0, rel=1e-5)  # sqrt(2) * sqrt(2): the product bound is loose here
 
 
@@ -96,16 +98,16 @@ def test_bounds_bracket_a_spectrally_normalized_critic():
         + [SpectralNormalization(keras.layers.Dense(1), warmup_iterations=300)]
     )
     high = lipschitz_upper_bound(model)["bound"]
-    low = lipschitz_lower_bound(model, n_starts=16, steps=50)["bound"]
+    low = lipschitz_lower_bound(model, n_starts=4, steps=5)["bound"]
     assert high == pytest.approx(1.0, abs=1e-3)
-    assert 0 < low <= high + 1e-4
+    assert 0 < low <= high
 
 
 def test_unknown_layers_and_activations_are_refused():
     inputs = keras.Input((3,))
     hidden = keras.layers.Dense(3)(inputs)
     residual = keras.Model(inputs, keras.layers.Add()([inputs, hidden]))
-    with pytest.raises(ValueError, match="does not know layer .*Add"):
+    with pytest.raises(ValueError, match="is not a chain"):
         lipschitz_upper_bound(residual)
     with pytest.raises(ValueError, match="Unknown activation 'exponential'"):
         lipschitz_upper_bound(dense_chain([np.ones((2, 2), "float32"), np.ones((2, 1), "float32")], "exponential"))
@@ -116,5 +118,5 @@ def test_unknown_layers_and_activations_are_refused():
 def test_lower_bound_never_overshoots_a_known_constant():
     """Float32 rounding over tiny steps must not report a slope above the truth."""
     model = dense_chain([np.array([[0.6], [0.8]], "float32")], None)  # Lipschitz constant 1
-    report = lipschitz_lower_bound(model, n_starts=32, steps=300, learning_rate=0.1)
-    assert 1.0 - 1e-4 <= report["bound"] <= 1.0 + 1e-5
+    report = lipschitz_lower_bound(model, n_starts=8, steps=30, learning_rate=0.1)
+    assert 1.0 - 2**-7 <= report["bound"] <= 1.0

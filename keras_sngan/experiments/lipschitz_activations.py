@@ -13,14 +13,17 @@ several depths, and in three states:
 
 we record the certified upper bound (product of layer norms and activation
 Lipschitz constants, :func:`keras_sngan.lipschitz.lipschitz_upper_bound`) and
-the largest slope found by gradient ascent
-(:func:`keras_sngan.lipschitz.lipschitz_lower_bound`). The true Lipschitz
-constant lies between them. A 1-Lipschitz guarantee holds if the upper bound
-is <= 1; it is violated in fact if the lower bound exceeds 1.
+the certified lower bound (largest rounding-safe slope of a realised input
+pair found by search, :func:`keras_sngan.lipschitz.lipschitz_lower_bound`).
+Both are certified, so the true Lipschitz constant lies between them and no
+row can have ``lower_bound > upper_bound``. A 1-Lipschitz guarantee holds if
+the upper bound is <= 1; it is violated in fact if the lower bound exceeds 1.
+``upper_bound_methods`` / ``lower_bound_method`` name how each was certified.
 
 For convolutions, a standard CNN critic with ``"reshape"`` (Miyato) vs
-``"operator"`` normalization: the true operator norm of every layer and the
-whole-network bound.
+``"operator"`` normalization: per layer the power-iteration estimate of the
+operator norm (``operator_norm``, from below) and its certified upper bound
+(``certified_norm``, ``norm_method``), and the whole-network bounds.
 """
 
 from __future__ import annotations
@@ -36,15 +39,20 @@ ACTIVATIONS = ("relu", "leaky_relu", "gelu", "swish")
 STATES = ("init", "trained", "worst_case")
 
 CERTIFY_TOL = 0.05
-"""Slack on "upper bound <= 1": SN divides by a power-iteration *estimate* of
-sigma (one step per training call), which lags the true sigma of a kernel
-that is being trained; the exact SVD of the normalized kernel can then exceed
-1 by a few percent. The excess is reported, the tolerance only names it."""
+"""Slack on "upper bound <= 1" in the ``certified_1_lipschitz`` column: SN
+divides by a power-iteration *estimate* of sigma (one step per training call),
+which lags the true sigma of a kernel that is being trained; the exact SVD of
+the normalized kernel can then exceed 1 by a few percent. The excess is
+reported in ``upper_bound``, the tolerance only names it."""
 
 VIOLATION_TOL = 0.02
-"""Slack on "lower bound > 1": the searched slope ``|f(x) - f(x + d)| / ||d||``
-is computed in float32 and can overshoot the true constant by about 1% when
-``||d||`` becomes small."""
+"""Slack on "lower bound > 1" in the ``violates_1_lipschitz`` column. The lower
+bound is certified (rounding margin, realised steps), so any value above 1 is a
+real violation; the slack only keeps the flag for clear violations."""
+
+LOWER_BOUND_METHOD = "certified-slope"
+"""How ``lower_bound`` is certified: a realised float32 input pair's slope after
+the float32 rounding margin (:mod:`keras_sngan.lipschitz.lower`)."""
 
 
 def _max_slope_point(activation: str) -> float:
@@ -104,7 +112,8 @@ def mlp_bounds(activations, depths, width: int = 64, input_dim: int = 2, target_
 
     Returns:
         One row per ``(activation, depth, state)`` with ``upper_bound``,
-        ``lower_bound``, ``max_gradient_norm``, ``activation_lipschitz``
+        ``lower_bound``, ``upper_bound_methods`` (the certification methods of
+        its factors), ``lower_bound_method``, ``activation_lipschitz``
         ``certified_1_lipschitz`` (upper bound <= 1 + :data:`CERTIFY_TOL`) and
         ``violates_1_lipschitz`` (lower bound > 1 + :data:`VIOLATION_TOL`).
     """
@@ -126,18 +135,18 @@ def mlp_bounds(activations, depths, width: int = 64, input_dim: int = 2, target_
                 keras.utils.set_random_seed(seed + depth)
                 if state == "worst_case":
                     critic = _worst_case_chain(activation, depth)
-                    scale, dim = 0.0, 1
+                    dim = 1
                 else:
                     critic = models.toy_critic(input_dim=input_dim, width=width, depth=depth, lipschitz="sn", activation=activation)
                     if state == "trained":
                         _fit_steep(critic, input_dim, target_slope, train_steps, seed)
-                    scale, dim = 1.0, input_dim
+                    dim = input_dim
                 upper = lipschitz.lipschitz_upper_bound(critic)
+                # The worst-case chain has its steepest slope at the input 0: start a search there too.
+                starts = np.zeros((1, dim)) if state == "worst_case" else None
                 lower = lipschitz.lipschitz_lower_bound(
-                    critic, n_starts=n_starts, steps=search_steps, input_scale=max(scale, 1e-3), seed=seed
+                    critic, n_starts=n_starts, steps=search_steps, seed=seed, starts=starts
                 )
-                if state == "worst_case":  # the max-slope point is the input 0: measure it directly
-                    lower["bound"] = max(lower["bound"], _gradient_norm_at_zero(critic, dim))
                 rows.append(
                     {
                         "activation": activation,
@@ -146,6 +155,8 @@ def mlp_bounds(activations, depths, width: int = 64, input_dim: int = 2, target_
                         "width": 1 if state == "worst_case" else width,
                         "upper_bound": upper["bound"],
                         "lower_bound": lower["bound"],
+                        "upper_bound_methods": _methods(upper),
+                        "lower_bound_method": LOWER_BOUND_METHOD,
                         "activation_lipschitz": lipschitz.activation_lipschitz(
                             "leaky_relu" if activation == "leaky_relu" else activation
                         ),
@@ -157,55 +168,25 @@ def mlp_bounds(activations, depths, width: int = 64, input_dim: int = 2, target_
     return pd.DataFrame(rows)
 
 
-def _gradient_norm_at_zero(model, dim: int) -> float:
-    import tensorflow as tf
-
-    x = tf.zeros((1, dim))
-    with tf.GradientTape() as tape:
-        tape.watch(x)
-        y = tf.reduce_sum(model(x, training=False))
-    return float(tf.norm(tape.gradient(y, x)))
-
-
-def _chain_bound(critic, power_iterations: int):
-    """Per-layer norms and their product for a conv critic (linear layers + LeakyReLU/ReLU + Flatten).
-
-    Same quantity as `keras_sngan.lipschitz.lipschitz_upper_bound`, with the
-    convolution power iterations capped at ``power_iterations`` (its own
-    default runs up to 2000 eager steps per layer, too slow for the CI profile).
-    """
-    import keras
-
-    from keras_sngan import lipschitz
-    from keras_sngan import linear_maps as lm
-    from keras_sngan.spectral_normalization import SpectralNormalization
-
-    rows, bound = [], 1.0
-    for layer in critic.layers:
-        inner = layer.layer if isinstance(layer, SpectralNormalization) else layer
-        if lm.layer_kind(inner) is not None:
-            norm = lipschitz.linear_layer_norm(layer, iterations=power_iterations)
-            rows.append({"layer": layer.name, "type": type(inner).__name__, "operator_norm": norm})
-            bound *= norm
-        elif isinstance(layer, (keras.layers.LeakyReLU, keras.layers.ReLU)):
-            bound *= max(1.0, abs(float(layer.negative_slope)))
-        elif isinstance(layer, keras.layers.Activation):
-            bound *= lipschitz.activation_lipschitz(layer.activation)
-        elif not isinstance(layer, (keras.layers.InputLayer, keras.layers.Flatten)):
-            raise ValueError(f"conv_bounds: unexpected layer {layer.name!r} ({type(layer).__name__}) in the critic.")
-    return rows, bound
+def _methods(upper: dict) -> str:
+    """The distinct certification methods of an upper bound's factors, in order, ``+``-joined."""
+    return "+".join(dict.fromkeys(f["method"] for f in upper["factors"]))
 
 
 def conv_bounds(image_size: int = 16, channels: int = 3, base_channels: int = 16, methods=("reshape", "operator"), n_starts: int = 8, search_steps: int = 50, power_iterations: int = 2000, seed: int = 0):
-    """Per-layer true operator norms and whole-network bounds of SN conv critics.
+    """Per-layer operator norms and whole-network bounds of SN conv critics.
 
     Returns:
         ``(layers, networks)``: per-layer rows ``method, layer, type,
-        operator_norm`` and per-network rows ``method, upper_bound,
-        lower_bound, max_layer_norm``.
+        operator_norm`` (power-iteration estimate, capped at
+        ``power_iterations`` steps; from below), ``certified_norm`` and
+        ``norm_method`` (certified upper bound and how); per-network rows
+        ``method, upper_bound, lower_bound, max_layer_norm`` (largest
+        certified layer norm), ``upper_bound_methods``, ``lower_bound_method``.
     """
     import keras
 
+    from keras_sngan import linear_maps as lm
     from keras_sngan import lipschitz, models
 
     power_iterations = io.check_int("conv_bounds", "power_iterations", power_iterations, 10)
@@ -216,7 +197,22 @@ def conv_bounds(image_size: int = 16, channels: int = 3, base_channels: int = 16
         critic = models.standard_critic(
             image_size=image_size, channels=channels, base_channels=base_channels, lipschitz="sn", sn_method=method
         )
-        norms, upper = _chain_bound(critic, power_iterations)
+        upper = lipschitz.lipschitz_upper_bound(critic)
+        norms = []
+        for layer, input_shape in lipschitz.layer_uses(critic):
+            inner = getattr(layer, "layer", layer)
+            if lm.layer_kind(inner) is None:
+                continue
+            certified, norm_method = lipschitz.linear_layer_norm_report(layer, input_shape)
+            norms.append(
+                {
+                    "layer": layer.name,
+                    "type": type(inner).__name__,
+                    "operator_norm": lipschitz.power_iteration_norm(layer, input_shape, iterations=power_iterations),
+                    "certified_norm": certified,
+                    "norm_method": norm_method,
+                }
+            )
         layer_rows += [{"method": method, **row} for row in norms]
         lower = lipschitz.lipschitz_lower_bound(critic, n_starts=n_starts, steps=search_steps, seed=seed)
         network_rows.append(
@@ -224,9 +220,11 @@ def conv_bounds(image_size: int = 16, channels: int = 3, base_channels: int = 16
                 "method": method,
                 "image_size": image_size,
                 "base_channels": base_channels,
-                "upper_bound": upper,
+                "upper_bound": upper["bound"],
                 "lower_bound": lower["bound"],
-                "max_layer_norm": max(r["operator_norm"] for r in norms),
+                "max_layer_norm": max(r["certified_norm"] for r in norms),
+                "upper_bound_methods": _methods(upper),
+                "lower_bound_method": LOWER_BOUND_METHOD,
             }
         )
         keras.backend.clear_session()
@@ -264,4 +262,4 @@ def run(out_dir, activations, depths, width=64, target_slope=3.0, train_steps=20
     return summary
 
 
-__all__ = ["ACTIVATIONS", "STATES", "conv_bounds", "mlp_bounds", "run"]
+__all__ = ["ACTIVATIONS", "CERTIFY_TOL", "LOWER_BOUND_METHOD", "STATES", "VIOLATION_TOL", "conv_bounds", "mlp_bounds", "run"]

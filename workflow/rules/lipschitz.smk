@@ -1,4 +1,4 @@
-# Experiment 2: certified vs searched Lipschitz constants of SN networks.
+# Experiment 2: certified upper vs certified lower Lipschitz bounds of SN networks (each row names its methods).
 
 
 rule lipschitz:
