@@ -4,7 +4,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 # gpu extra when an NVIDIA driver answers, else the CPU build of TensorFlow.
 EXTRA  := $(shell nvidia-smi >/dev/null 2>&1 && echo gpu || echo cpu)
-CORES  ?= 4
+CORES  ?= $(shell nproc 2>/dev/null || echo 2)
 
 .PHONY: install test reproduce benchmark lint clean
 
