@@ -2,7 +2,6 @@
 
 import os
 
-import keras
 import pandas as pd
 import pytest
 
@@ -27,11 +26,6 @@ def test_every_conv_layer_estimate_is_below_its_certified_norm():
     assert set(frame.loc[~conv, "norm_method"]) <= {"svd"}
 
 
-@pytest.mark.skipif(
-    keras.backend.backend() != "tensorflow",
-    reason="mlp_bounds trains SN critics with model.fit; the landed SpectralNormalization fails inside the "
-    "JAX trainer (spectral_normalization.py, another issue's area), so the experiment runs on TensorFlow",
-)
 def test_experiment_rows_name_their_methods_and_keep_lower_at_most_upper():
     from keras_sngan.experiments import lipschitz_activations as la
 
