@@ -257,6 +257,9 @@ def tfds_builder(name: str, *, data_dir: str | None = None, download: bool = Fal
         DatasetNotAvailableError: the data is not in ``data_dir`` and
             ``download=False``.
     """
+    from keras_sngan.tf_required import require_tensorflow
+
+    require_tensorflow("datasets.tfds_builder (TFDS image datasets)", backend=False)
     import tensorflow_datasets as tfds
 
     try:
@@ -412,6 +415,8 @@ def load_dataset(
             before any sampling or loading.
         DatasetNotAvailableError: a TFDS dataset is not prepared in
             ``data_dir`` and ``download=False``.
+        ImportError: TensorFlow is not installed (the in-memory
+            :func:`sample_toy` / :func:`load_digits_split` need only NumPy).
 
     Example:
         >>> data = load_dataset("digits", batch_size=64, n_critic=5, seed=1)
@@ -422,6 +427,9 @@ def load_dataset(
         Gulrajani et al., "Improved Training of Wasserstein GANs", NeurIPS 2017
         (toy sets; 5 critic steps per generator step).
     """
+    from keras_sngan.tf_required import require_tensorflow
+
+    require_tensorflow("datasets.load_dataset (a tf.data pipeline)", backend=False)
     import tensorflow as tf
 
     if not isinstance(name, str):

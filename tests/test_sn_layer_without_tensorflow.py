@@ -69,9 +69,19 @@ def test_tensorflow_only_parts_say_what_to_install():
             keras_sngan.WGAN
         except ImportError as error:
             print("ERROR:", error)
+        from keras_sngan import datasets
+        assert datasets.sample_toy("8gaussians", 4, seed=0).shape == (4, 2)  # NumPy only: works
+        for call in (lambda: datasets.load_dataset("8gaussians", batch_size=4),
+                     lambda: datasets.tfds_builder("mnist")):
+            try:
+                call()
+            except ImportError as error:
+                print("ERROR:", error)
         """
     )
     assert result.returncode == 0, result.stderr[-3000:]
     message = result.stdout
     assert "ERROR: keras_sngan.WGAN needs TensorFlow, which is not installed" in message
-    assert "'jax'" in message and "keras-sngan[cpu]" in message
+    assert "ERROR: datasets.load_dataset (a tf.data pipeline) needs TensorFlow" in message
+    assert "ERROR: datasets.tfds_builder (TFDS image datasets) needs TensorFlow" in message
+    assert message.count("'jax'") == 3 and message.count("keras-sngan[cpu]") == 3
