@@ -97,6 +97,13 @@ def test_cli_threads_sizes_tensorflow_and_blas_pools(tmp_path):
     assert _pools(tmp_path, *train) == {"intra": 1, "inter": 1, "blas": [1]}
 
 
+def test_cli_overfit_threads_sizes_tensorflow_pools(tmp_path):
+    overfit = ("overfit", "--out", str(tmp_path / "gp.csv"), "--dataset", "8gaussians", "--train-size", "64",
+               "--method", "gp", "--seeds", "0", "--iterations", "2", "--records", "1", "--batch-size", "16",
+               "--n-critic", "2", "--width", "8", "--depth", "1", "--threads", "1")
+    assert _pools(tmp_path, *overfit) == {"intra": 1, "inter": 1, "blas": [1]}
+
+
 def test_cli_variance_threads_sizes_blas_pools(tmp_path):
     variance = ("variance", "--out-dir", str(tmp_path / "v"), "--widths", "8", "--s2", "1.0", "--samples", "100",
                 "--depths", "2", "--bsn-scale", "2.83", "--width", "8", "--batch", "8", "--c-values", "1",

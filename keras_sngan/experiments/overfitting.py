@@ -152,9 +152,9 @@ def run(
     from keras_sngan.experiments.training import make_optimizer
 
     optimizer = dict(optimizer or {"name": "adam", "learning_rate": 1e-4})
+    io.configure_tensorflow(threads, seeds[0])  # before the first TensorFlow op, or the thread pools are fixed
     make_optimizer(optimizer)  # validate before any expensive work
     data(dataset, size, seeds[0])  # validate the dataset / size pair too
-    io.configure_tensorflow(threads, seeds[0])
     import keras
 
     from keras_sngan import metrics, models
