@@ -26,10 +26,12 @@ SCRIPT = ROOT / "scripts" / "slurm-local-cluster.sh"
 # Wall-clock measurements differ between any two runs and are left out of the
 # comparison (they were the only difference found between a local and a SLURM run):
 # run.json and eval/metrics.json: seconds_per_iteration, wall_seconds_this_process;
-# tables/summary.csv: seconds_per_iteration_mean, seconds_per_iteration_std.
+# tables/summary.csv: seconds_per_iteration_mean, seconds_per_iteration_std;
+# overfitting/<cell>/<method>.csv: seconds (wall time of the seed so far).
 # Every other field of every CSV / JSON must be equal, exactly.
 WALL_CLOCK_FIELDS = {
     "seconds_per_iteration", "wall_seconds_this_process", "seconds_per_iteration_mean", "seconds_per_iteration_std",
+    "seconds",
 }
 
 
