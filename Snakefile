@@ -1,7 +1,7 @@
 """keras-sngan: reproduce "Stabilizing GANs: A Case for Spectral Normalization".
 
-    snakemake --cores 4                                  # default CPU profile (<= 20 min)
-    snakemake --cores 4 --configfile config/test.yaml    # tiny CI run
+    snakemake --cores all                                # default CPU profile
+    snakemake --cores all --configfile config/test.yaml  # tiny CI run
     snakemake --cores 8 --configfile config/paper.yaml   # GPU, papers' scale
     snakemake --report report.html                       # HTML report of the figures
 
@@ -9,9 +9,27 @@ Data flow: config -> rule -> `keras-sngan <command>` -> keras_sngan.experiments
 -> files under config["results"]. The rules hold no science.
 """
 
+import importlib.util
+import os
+import sys
+
 from snakemake.utils import min_version, validate
 
 min_version("8.0")
+
+
+# A rerun after `kill -9` of snakemake itself needs no `snakemake --unlock`:
+# the main process holds an flock for its lifetime, and one that can take it
+# removes Snakemake's stale lock files (keras_sngan/experiments/locks.py).
+# Loaded by path: importing the package would start TensorFlow in this process.
+if workflow.is_main_process:
+    _spec = importlib.util.spec_from_file_location(
+        "keras_sngan_locks", os.path.join(workflow.basedir, "keras_sngan", "experiments", "locks.py")
+    )
+    _locks = importlib.util.module_from_spec(_spec)
+    _spec.loader.exec_module(_locks)
+    for _stale in _locks.release_stale_snakemake_locks(".snakemake"):
+        print(f"keras-sngan: removed the stale Snakemake lock {_stale} (its run is no longer alive)", file=sys.stderr)
 
 
 configfile: "config/config.yaml"

@@ -22,7 +22,7 @@ The data order needs no checkpoint: it is a pure function of (seed, step),
 see :mod:`keras_sngan.experiments.data_stream`.
 
 Test hook: with ``KERAS_SNGAN_TEST_PAUSE=step:N`` a run stops (sleeps until
-killed) after generator iteration ``N``; with ``write:E`` it stops in the
+killed, or until the test removes the ``paused`` file) after generator iteration ``N``; with ``write:E`` it stops in the
 middle of writing the checkpoint of epoch ``E`` (files written, not yet
 renamed). It first creates ``<checkpoint_dir>/paused`` (holding the point and
 its process id) so that a test can kill it at exactly that point.
@@ -30,6 +30,7 @@ its process id) so that a test can kill it at exactly that point.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
@@ -67,15 +68,15 @@ def _fsync(path) -> None:
 
 
 def pause_for_tests(point: str, directory) -> None:
-    """Stop here (until killed) if ``KERAS_SNGAN_TEST_PAUSE`` names ``point``."""
+    """Stop here if ``KERAS_SNGAN_TEST_PAUSE`` names ``point``: until killed, or until the marker is removed."""
     if os.environ.get(PAUSE_ENV) != point:
         return
     marker = os.path.join(directory, "paused")
     with open(marker + ".tmp", "w") as handle:
         handle.write(f"{point} {os.getpid()}")
     os.replace(marker + ".tmp", marker)
-    while True:
-        time.sleep(60)
+    while os.path.exists(marker):
+        time.sleep(0.05)
 
 
 class CheckpointStore:
@@ -159,6 +160,25 @@ class CheckpointStore:
             if name != os.path.basename(final):
                 shutil.rmtree(os.path.join(self.directory, name), ignore_errors=True)
         return final
+
+    @contextlib.contextmanager
+    def exclusive(self):
+        """This process alone trains into the store for the ``with`` block (:func:`.locks.exclusive`).
+
+        Taken before the newest checkpoint is read. A second process (the
+        rerun of a job whose ``snakemake`` was killed while the job lived on)
+        waits until the first has exited, then resumes from what it left (or
+        starts afresh if it finished and cleared the store).
+        """
+        from keras_sngan.experiments import locks
+
+        with locks.exclusive(
+            self.directory.rstrip(os.sep) + ".lock",
+            f"train: another process is training into {self.directory!r} (an orphan of a killed "
+            "snakemake?); waiting for it to finish, then resuming from its checkpoint.",
+        ):
+            os.makedirs(self.directory, exist_ok=True)  # the other process may have cleared it
+            yield
 
     def clear(self) -> None:
         """Delete every checkpoint (when the run has written its outputs)."""

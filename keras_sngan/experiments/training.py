@@ -325,34 +325,36 @@ def train(
         steps, stats_every, first_batch[::n_critic][:batch_size], train_real, heldout_real, latent_dim,
         min(gap_samples, len(heldout_real)), seed,
     )
-    with strategy.scope():
-        resumed_from_epoch = _resume(store, gan, recorder, strategy)
-    start = time.perf_counter()
-    if resumed_from_epoch < epochs:
-        stream = distribution.shard_by_data(data_stream.training_stream(
-            train_real, batch_size, n_critic, seed, resumed_from_epoch * steps, (epochs - resumed_from_epoch) * steps
-        ))
-        save = checkpoints.make_checkpoint_callback(store, recorder.state, steps)
-        in_sync = distribution.workers_in_sync_callback(strategy)  # workers restored the same state
-        gan.fit(
-            stream, initial_epoch=resumed_from_epoch, epochs=epochs, steps_per_epoch=steps,
-            callbacks=[recorder, save, in_sync, *callbacks], verbose=verbose,
-        )
-    wall = time.perf_counter() - start
-    if not chief:  # multi-worker: only the chief writes outputs
-        distribution.remove_worker_checkpoint_dir(checkpoint_dir, strategy)
-        return {"dataset": dataset, "method": method, "seed": seed, "worker": distribution.worker_role(strategy)}
+    # One process per checkpoint directory: a rerun waits for an orphan of a killed snakemake.
+    with store.exclusive():
+        with strategy.scope():
+            resumed_from_epoch = _resume(store, gan, recorder, strategy)
+        start = time.perf_counter()
+        if resumed_from_epoch < epochs:
+            stream = distribution.shard_by_data(data_stream.training_stream(
+                train_real, batch_size, n_critic, seed, resumed_from_epoch * steps, (epochs - resumed_from_epoch) * steps
+            ))
+            save = checkpoints.make_checkpoint_callback(store, recorder.state, steps)
+            in_sync = distribution.workers_in_sync_callback(strategy)  # workers restored the same state
+            gan.fit(
+                stream, initial_epoch=resumed_from_epoch, epochs=epochs, steps_per_epoch=steps,
+                callbacks=[recorder, save, in_sync, *callbacks], verbose=verbose,
+            )
+        wall = time.perf_counter() - start
+        if not chief:  # multi-worker: only the chief writes outputs
+            distribution.remove_worker_checkpoint_dir(checkpoint_dir, strategy)
+            return {"dataset": dataset, "method": method, "seed": seed, "worker": distribution.worker_role(strategy)}
 
-    info = {
-        **{k: params[k] for k in ("dataset", "method", "seed", "iterations", "batch_size", "n_critic")},
-        "latent_dim": latent_dim,
-        **{k: params[k] for k in ("model", "optimizer", "gp_weight", "clip_value", "train_size")},
-        **_timing(recorder.epoch_seconds, steps, wall),
-        "resumed_from_epoch": resumed_from_epoch,
-        "replicas": strategy.num_replicas_in_sync,
-    }
-    _write_outputs(out_dir, recorder, gan, info)
-    store.clear()
+        info = {
+            **{k: params[k] for k in ("dataset", "method", "seed", "iterations", "batch_size", "n_critic")},
+            "latent_dim": latent_dim,
+            **{k: params[k] for k in ("model", "optimizer", "gp_weight", "clip_value", "train_size")},
+            **_timing(recorder.epoch_seconds, steps, wall),
+            "resumed_from_epoch": resumed_from_epoch,
+            "replicas": strategy.num_replicas_in_sync,
+        }
+        _write_outputs(out_dir, recorder, gan, info)
+        store.clear()
     return info
 
 

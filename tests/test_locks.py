@@ -1,0 +1,128 @@
+"""Process locks released by the kernel: the holder is a real subprocess, killed with SIGKILL."""
+
+import ast
+import signal
+import subprocess
+import sys
+import threading
+import time
+
+import pytest
+
+from keras_sngan.experiments import locks
+
+# The module loaded by path, as the Snakefile does (no TensorFlow start-up per subprocess).
+LOAD = (
+    "import importlib.util, sys, time; "
+    f"spec = importlib.util.spec_from_file_location('locks', {locks.__file__!r}); "
+    "locks = importlib.util.module_from_spec(spec); spec.loader.exec_module(locks)\n"
+)
+HOLD = LOAD + """{take}
+print("held", flush=True)
+time.sleep(600)
+"""
+
+
+def _release(snakemake_dir):
+    """``release_stale_snakemake_locks`` in a fresh process: the list it removed."""
+    done = subprocess.run(
+        [sys.executable, "-c", LOAD + f"print(locks.release_stale_snakemake_locks({str(snakemake_dir)!r}))"],
+        capture_output=True, text=True, timeout=60,
+    )
+    assert done.returncode == 0, done.stderr
+    return ast.literal_eval(done.stdout.strip())
+
+
+def _holder(take: str):
+    """A subprocess that takes a lock with ``take`` and sleeps; returns once it holds it."""
+    process = subprocess.Popen([sys.executable, "-c", HOLD.format(take=take)], stdout=subprocess.PIPE, text=True)
+    assert process.stdout.readline().strip() == "held"
+    return process
+
+
+def _kill(process):
+    process.send_signal(signal.SIGKILL)
+    process.wait(timeout=30)
+
+
+def test_exclusive_waits_for_a_live_holder_and_runs_after_it_is_killed(tmp_path, capfd):
+    path = tmp_path / "run.lock"
+    holder = _holder(f"ctx = locks.exclusive({str(path)!r}, 'busy'); ctx.__enter__()")
+    entered = threading.Event()
+
+    def second():
+        with locks.exclusive(path, "train: another process is training here; waiting"):
+            entered.set()
+
+    thread = threading.Thread(target=second)
+    try:
+        thread.start()
+        assert not entered.wait(1.0)  # blocked while the holder lives
+        assert "another process is training here; waiting" in capfd.readouterr().err
+    finally:
+        _kill(holder)  # the kernel releases the lock; the file stays behind
+    thread.join(timeout=30)
+    assert entered.is_set()
+    assert not path.exists()  # removed by the holder that exited normally
+
+
+def test_exclusive_does_not_wait_when_free_and_removes_its_file(tmp_path, capfd):
+    path = tmp_path / "run.lock"
+    path.write_text("")  # left behind by a killed holder: harmless
+    with locks.exclusive(path, "should not be printed"):
+        assert path.exists()
+    assert not path.exists()
+    assert "should not be printed" not in capfd.readouterr().err
+
+
+def test_exclusive_never_admits_two_holders(tmp_path):
+    """Four threads contend (each file removal racing new opens): the critical sections never overlap."""
+    path = tmp_path / "run.lock"
+    inside, overlaps = [], []
+
+    def worker():
+        for _ in range(20):
+            with locks.exclusive(path, ""):
+                inside.append(1)
+                if len(inside) > 1:
+                    overlaps.append(len(inside))
+                time.sleep(0.001)
+                inside.pop()
+
+    threads = [threading.Thread(target=worker) for _ in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=60)
+    assert overlaps == []
+
+
+def _stale_locks(snakemake_dir):
+    lock_dir = snakemake_dir / "locks"
+    lock_dir.mkdir(parents=True, exist_ok=True)
+    for name in ("0.input.lock", "0.output.lock"):
+        (lock_dir / name).write_text("results/x.csv\n")
+    return sorted(str(p) for p in lock_dir.iterdir())
+
+
+def test_snakemake_locks_of_a_killed_run_are_removed(tmp_path):
+    snakemake_dir = tmp_path / ".snakemake"
+    holder = _holder(f"locks.release_stale_snakemake_locks({str(snakemake_dir)!r})")
+    files = _stale_locks(snakemake_dir)  # the live run's own Snakemake locks
+    try:
+        # A live run holds the workflow lock: its Snakemake locks are not touched.
+        assert _release(snakemake_dir) == []
+        assert sorted(str(p) for p in (snakemake_dir / "locks").iterdir()) == files
+    finally:
+        _kill(holder)  # as `kill -9 snakemake`
+    assert sorted(_release(snakemake_dir)) == files
+    assert list((snakemake_dir / "locks").iterdir()) == []
+
+
+@pytest.mark.parametrize("name", ["notes.txt", "0.output.lock.bak"])
+def test_only_snakemake_lock_files_are_removed(tmp_path, name):
+    snakemake_dir = tmp_path / ".snakemake"
+    (snakemake_dir / "locks").mkdir(parents=True)
+    (snakemake_dir / "locks" / name).write_text("x")
+    assert _release(snakemake_dir) == []
+    assert (snakemake_dir / "locks" / name).exists()
