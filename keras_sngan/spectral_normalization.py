@@ -322,7 +322,7 @@ def _closed_form_normalize(operators, scale, kernel, sigma, *flat_vectors):
     outer product ``D = u v^T``, so the result is ``factor * G - D'``. That is
     five kernel-sized passes (``G * W`` and its sum, the outer product, the
     scaling of ``G``, the subtraction) where the formula as it reads,
-    ``factor * (G - <G, W / sigma> D)``, takes seven.
+    ``factor * (G - <G, W / sigma> D)``, takes six.
     """
 
     @ops.custom_gradient
