@@ -19,16 +19,17 @@ min_version("8.0")
 
 
 # A rerun after `kill -9` of snakemake itself needs no `snakemake --unlock`:
-# the main process holds an flock for its lifetime, and one that can take it
-# removes Snakemake's stale lock files (keras_sngan/experiments/locks.py).
-# Loaded by path: importing the package would start TensorFlow in this process.
+# every main process holds a shared flock for its lifetime, and one that can
+# take it exclusively (no other run alive here) removes Snakemake's stale lock
+# files (keras_sngan/experiments/locks.py). Loaded by path: importing the
+# package would start TensorFlow in this process.
 if workflow.is_main_process:
     _spec = importlib.util.spec_from_file_location(
         "keras_sngan_locks", os.path.join(workflow.basedir, "keras_sngan", "experiments", "locks.py")
     )
     _locks = importlib.util.module_from_spec(_spec)
     _spec.loader.exec_module(_locks)
-    for _stale in _locks.release_stale_snakemake_locks(".snakemake"):
+    for _stale in _locks.hold_workflow_lock(".snakemake"):
         print(f"keras-sngan: removed the stale Snakemake lock {_stale} (its run is no longer alive)", file=sys.stderr)
 
 

@@ -1,6 +1,7 @@
 """Process locks released by the kernel: the holder is a real subprocess, killed with SIGKILL."""
 
 import ast
+import shutil
 import signal
 import subprocess
 import sys
@@ -24,9 +25,9 @@ time.sleep(600)
 
 
 def _release(snakemake_dir):
-    """``release_stale_snakemake_locks`` in a fresh process: the list it removed."""
+    """``hold_workflow_lock`` in a fresh process (which then exits): the list it removed."""
     done = subprocess.run(
-        [sys.executable, "-c", LOAD + f"print(locks.release_stale_snakemake_locks({str(snakemake_dir)!r}))"],
+        [sys.executable, "-c", LOAD + f"print(locks.hold_workflow_lock({str(snakemake_dir)!r}))"],
         capture_output=True, text=True, timeout=60,
     )
     assert done.returncode == 0, done.stderr
@@ -48,36 +49,39 @@ def _kill(process):
 def test_exclusive_waits_for_a_live_holder_and_runs_after_it_is_killed(tmp_path, capfd):
     path = tmp_path / "run.lock"
     holder = _holder(f"ctx = locks.exclusive({str(path)!r}, 'busy'); ctx.__enter__()")
-    entered = threading.Event()
+    entered, waited = threading.Event(), threading.Event()
 
     def second():
-        with locks.exclusive(path, "train: another process is training here; waiting"):
+        with locks.exclusive(path, "train: another process is training here; waiting", on_wait=waited.set):
             entered.set()
 
-    thread = threading.Thread(target=second)
+    thread = threading.Thread(target=second, daemon=True)
     try:
         thread.start()
-        assert not entered.wait(1.0)  # blocked while the holder lives
-        assert "another process is training here; waiting" in capfd.readouterr().err
+        assert waited.wait(60)  # it found the lock taken...
+        deadline = time.monotonic() + 60
+        while "another process is training here; waiting" not in capfd.readouterr().err:
+            assert time.monotonic() < deadline, "no waiting message"
+            time.sleep(0.05)
+        assert not entered.wait(0.5)  # ...and blocks while the holder lives
     finally:
-        _kill(holder)  # the kernel releases the lock; the file stays behind
-    thread.join(timeout=30)
+        _kill(holder)  # the kernel releases the lock
+    thread.join(timeout=60)
     assert entered.is_set()
-    assert not path.exists()  # removed by the holder that exited normally
 
 
-def test_exclusive_does_not_wait_when_free_and_removes_its_file(tmp_path, capfd):
+def test_exclusive_does_not_wait_when_free(tmp_path, capfd):
     path = tmp_path / "run.lock"
     path.write_text("")  # left behind by a killed holder: harmless
-    with locks.exclusive(path, "should not be printed"):
-        assert path.exists()
-    assert not path.exists()
-    assert "should not be printed" not in capfd.readouterr().err
+    called = []
+    with locks.exclusive(path, "should not be printed", on_wait=lambda: called.append(1)):
+        pass
+    assert called == [] and "should not be printed" not in capfd.readouterr().err
 
 
-def test_exclusive_never_admits_two_holders(tmp_path):
-    """Four threads contend (each file removal racing new opens): the critical sections never overlap."""
-    path = tmp_path / "run.lock"
+def test_exclusive_never_admits_two_holders_even_when_the_holder_deletes_the_file(tmp_path):
+    """Four threads contend; each holder deletes the lock file's directory before it lets go."""
+    path = tmp_path / "store" / "run.lock"
     inside, overlaps = [], []
 
     def worker():
@@ -88,12 +92,14 @@ def test_exclusive_never_admits_two_holders(tmp_path):
                     overlaps.append(len(inside))
                 time.sleep(0.001)
                 inside.pop()
+                shutil.rmtree(path.parent)  # as CheckpointStore.clear does
 
-    threads = [threading.Thread(target=worker) for _ in range(4)]
+    threads = [threading.Thread(target=worker, daemon=True) for _ in range(4)]
     for thread in threads:
         thread.start()
     for thread in threads:
-        thread.join(timeout=60)
+        thread.join(timeout=120)
+    assert not any(thread.is_alive() for thread in threads), "deadlock"
     assert overlaps == []
 
 
@@ -107,7 +113,7 @@ def _stale_locks(snakemake_dir):
 
 def test_snakemake_locks_of_a_killed_run_are_removed(tmp_path):
     snakemake_dir = tmp_path / ".snakemake"
-    holder = _holder(f"locks.release_stale_snakemake_locks({str(snakemake_dir)!r})")
+    holder = _holder(f"locks.hold_workflow_lock({str(snakemake_dir)!r})")
     files = _stale_locks(snakemake_dir)  # the live run's own Snakemake locks
     try:
         # A live run holds the workflow lock: its Snakemake locks are not touched.
@@ -117,6 +123,20 @@ def test_snakemake_locks_of_a_killed_run_are_removed(tmp_path):
         _kill(holder)  # as `kill -9 snakemake`
     assert sorted(_release(snakemake_dir)) == files
     assert list((snakemake_dir / "locks").iterdir()) == []
+
+
+def test_a_run_that_started_second_keeps_its_locks_after_the_first_exits(tmp_path):
+    snakemake_dir = tmp_path / ".snakemake"
+    first = _holder(f"locks.hold_workflow_lock({str(snakemake_dir)!r})")
+    second = _holder(f"locks.hold_workflow_lock({str(snakemake_dir)!r})")  # found `first` alive
+    try:
+        _kill(first)
+        files = _stale_locks(snakemake_dir)  # `second`'s locks: it is alive
+        assert _release(snakemake_dir) == []
+        assert sorted(str(p) for p in (snakemake_dir / "locks").iterdir()) == files
+    finally:
+        _kill(second)
+    assert sorted(_release(snakemake_dir)) == files
 
 
 @pytest.mark.parametrize("name", ["notes.txt", "0.output.lock.bak"])

@@ -43,6 +43,8 @@ PAUSE_ENV = "KERAS_SNGAN_TEST_PAUSE"
 WEIGHTS = "model.weights.h5"
 STATE = "state.json"
 MANIFEST = "manifest.json"
+LOCK = "run.lock"  # held by the process training into the store (locks.exclusive)
+WAITING = "waiting"  # left by a process waiting for that lock
 _PREFIX = "epoch-"
 
 
@@ -167,21 +169,43 @@ class CheckpointStore:
 
         Taken before the newest checkpoint is read. A second process (the
         rerun of a job whose ``snakemake`` was killed while the job lived on)
-        waits until the first has exited, then resumes from what it left (or
-        starts afresh if it finished and cleared the store).
+        leaves a ``waiting`` note and blocks until the first has exited; the
+        first, seeing the note, keeps its final checkpoint (see
+        :meth:`clear`), so the second resumes from it and only rewrites the
+        outputs. A multi-worker task cannot run twice at once (its
+        ``TF_CONFIG`` port is taken), so this guards single-process runs.
         """
         from keras_sngan.experiments import locks
 
+        note = os.path.join(self.directory, WAITING)
+
+        def leave_note():
+            os.makedirs(self.directory, exist_ok=True)  # the holder may be clearing it
+            with open(note, "w") as handle:
+                handle.write(str(os.getpid()))
+
         with locks.exclusive(
-            self.directory.rstrip(os.sep) + ".lock",
+            os.path.join(self.directory, LOCK),
             f"train: another process is training into {self.directory!r} (an orphan of a killed "
             "snakemake?); waiting for it to finish, then resuming from its checkpoint.",
+            on_wait=leave_note,
         ):
-            os.makedirs(self.directory, exist_ok=True)  # the other process may have cleared it
+            with contextlib.suppress(FileNotFoundError):
+                os.remove(note)  # ours (the holder read it) or a stale one
             yield
 
     def clear(self) -> None:
-        """Delete every checkpoint (when the run has written its outputs)."""
+        """Delete the checkpoints (when the run has written its outputs).
+
+        If another process waits to train into this store (its ``waiting``
+        note), the newest checkpoint is kept for it (``save`` already removed
+        the older ones) and only the note goes. Otherwise the whole directory
+        goes, lock file included.
+        """
+        note = os.path.join(self.directory, WAITING)
+        if os.path.exists(note):
+            os.remove(note)
+            return
         shutil.rmtree(self.directory, ignore_errors=True)
 
 
