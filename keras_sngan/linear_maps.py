@@ -233,10 +233,34 @@ def l2_normalize(x):
 
 
 def _normalize_with_norm(x):
-    """``(x / max(||x||, eps), ||x||)`` with one reduction (float32)."""
+    """``(x / max(||x||, eps), ||x||, 1 / max(||x||, eps))`` with one reduction (float32)."""
     squared = ops.sum(ops.square(x))
     inverse = ops.rsqrt(ops.maximum(squared, EPSILON * EPSILON))
-    return x * inverse, squared * inverse
+    return x * inverse, squared * inverse, inverse
+
+
+def matmul_transposed(y, matrix):
+    """``y @ matrix^T`` for a row vector ``y`` of shape ``(1, n)``, without a transposed copy of ``matrix``.
+
+    TensorFlow: one ``MatMul`` with ``transpose_b`` (a graph op costs
+    executor time). Elsewhere ``(matrix @ y^T)^T``: reshaping the vector is
+    free, while a transpose of the matrix copies it in eager JAX.
+    """
+    if keras.backend.backend() == "tensorflow":
+        import tensorflow as tf
+
+        return tf.linalg.matmul(y, matrix, transpose_b=True)
+    rows, cols = matrix.shape
+    return ops.reshape(ops.matmul(matrix, ops.reshape(y, (cols, 1))), (1, rows))
+
+
+def outer(u, v):
+    """``u^T v`` for row vectors ``u`` of shape ``(1, m)`` and ``v`` of shape ``(1, n)``: ``(m, n)``."""
+    if keras.backend.backend() == "tensorflow":
+        import tensorflow as tf
+
+        return tf.linalg.matmul(u, v, transpose_a=True)
+    return ops.matmul(ops.reshape(u, (u.shape[-1], 1)), v)
 
 
 class LinearOperator:
@@ -274,16 +298,16 @@ class LinearOperator:
         return self._compiled_loop(kernel, u, v, iterations)
 
     def iterate_with_sigma(self, kernel, u, v, iterations: int):
-        """Like :meth:`iterate`, also returning ``||A u||`` for the new ``u``.
+        """Like :meth:`iterate`, also returning ``sigma = ||A u||`` for the new ``u`` and ``1 / max(sigma, eps)``.
 
         ``||A u|| = <v, A u>`` for the returned pair, i.e. :meth:`sigma` at no
         extra cost (its value only: it is not differentiable in ``kernel``).
         """
-        sigma = None
+        sigma = inverse = None
         for _ in range(iterations):
-            u, _ = _normalize_with_norm(self.adjoint(v, kernel, u))
-            v, sigma = _normalize_with_norm(self.forward(u, kernel))
-        return u, v, sigma
+            u, _, _ = _normalize_with_norm(self.adjoint(v, kernel, u))
+            v, sigma, inverse = _normalize_with_norm(self.forward(u, kernel))
+        return u, v, sigma, inverse
 
     def iterate(self, kernel, u, v, iterations: int):
         """``iterations`` power-iteration steps from ``(u, v)``; returns the new pair.
@@ -308,18 +332,24 @@ def matrix_operator(to_matrix, kernel_shape, kind: str) -> LinearOperator:
     """Row-vector map ``x -> x @ M`` where ``M = to_matrix(kernel, kind)``."""
     rows, cols = to_matrix(ops.zeros(kernel_shape), kind).shape
     to_kernel = _TO_KERNEL[to_matrix]
+    if to_matrix is fan_out_matrix and kind in (DENSE, EMBEDDING):
+        # M = W^T: use W as it is stored (no transposed copy per call).
+        return LinearOperator(
+            lambda x, kernel: matmul_transposed(x, kernel),
+            lambda y, kernel, _x: ops.matmul(y, kernel),
+            (1, rows), (1, cols),
+            lambda u, v: outer(v, u),  # <v, u W^T> = <v^T u, W>
+        )
 
     def forward(x, kernel):
         return ops.matmul(x, to_matrix(kernel, kind))
 
     def adjoint(y, kernel, _x):
-        # (y @ M^T) computed as (M @ y^T)^T: transposing the (1, cols) vector
-        # is free, transposing M would copy the whole kernel every call.
-        return ops.reshape(ops.matmul(to_matrix(kernel, kind), ops.reshape(y, (cols, 1))), (1, rows))
+        return matmul_transposed(y, to_matrix(kernel, kind))
 
     def direction(u, v):
         # <v, u M> = <u^T v, M>: the outer product, put back in kernel layout.
-        return to_kernel(ops.matmul(ops.reshape(u, (rows, 1)), v), kind, kernel_shape)
+        return to_kernel(outer(u, v), kind, kernel_shape)
 
     return LinearOperator(forward, adjoint, (1, rows), (1, cols), direction)
 

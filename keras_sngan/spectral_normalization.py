@@ -200,20 +200,22 @@ class SpectralNormalization(keras.layers.Wrapper):
     def _advance(self, kernel, iterations):
         """Power iteration from the stored vectors; store the new ones.
 
-        Returns the new vectors and ``sigma`` from the last step (``||A u||``,
-        which equals ``<v, A u>`` for the returned pair) as a plain value.
+        Returns the new vectors, ``sigma`` from the last step (``||A u||``,
+        which equals ``<v, A u>`` for the returned pair) as a plain value, and
+        ``1 / max(sigma, eps)`` (from the same step when there is one
+        operator, else ``None``).
         """
         kernel = ops.stop_gradient(kernel)  # so the new vectors are constants too
         vectors, sigmas = [], []
         for operator, (u_var, v_var) in zip(self._operators, self._vectors):
             with AutocastScope(None):
                 u, v = u_var.value, v_var.value
-            u, v, sigma = operator.iterate_with_sigma(kernel, u, v, iterations)
+            u, v, sigma, inverse = operator.iterate_with_sigma(kernel, u, v, iterations)
             u_var.assign(u)
             v_var.assign(v)
             vectors.append((u, v))
             sigmas.append(sigma)
-        return vectors, _mean(sigmas)
+        return vectors, _mean(sigmas), (inverse if len(sigmas) == 1 else None)
 
     def _sigma(self, kernel, vectors):
         """Mean of ``<v, A(kernel) u>`` over the method's operators.
@@ -223,7 +225,7 @@ class SpectralNormalization(keras.layers.Wrapper):
         """
         return _mean([operator.sigma(kernel, u, v) for operator, (u, v) in zip(self._operators, vectors)])
 
-    def _normalize(self, kernel, vectors, sigma=None):
+    def _normalize(self, kernel, vectors, sigma=None, inverse=None):
         """``scale * kernel / sigma``, differentiable in ``kernel`` with ``vectors`` held constant.
 
         For matrix operators the gradient is written in closed form: sigma is
@@ -231,16 +233,19 @@ class SpectralNormalization(keras.layers.Wrapper):
         ``d L / d W = scale * (G - <G, W / sigma> D) / sigma`` for the incoming
         gradient ``G``: a handful of fused ops instead of the autodiff graph of
         the power-iteration estimate. ``sigma`` may be passed as a value (from
-        the last power-iteration step); it must equal ``<W, D>``.
+        the last power-iteration step); it must equal ``<W, D>``. So may
+        ``inverse``, which must equal ``1 / max(sigma, eps)``.
         """
         if not self._closed_form:
             sigma = ops.maximum(self._sigma(kernel, vectors), lm.EPSILON)
             return ops.cast(kernel * (self.scale / sigma), self._kernel.dtype)
         if sigma is None:
             sigma = self._sigma(kernel, vectors)
+        if inverse is None:
+            inverse = 1.0 / ops.maximum(sigma, lm.EPSILON)
         flat = [t for pair in vectors for t in pair]
         # sigma gets no gradient from the custom gradient: no stop_gradient needed.
-        normalized = _closed_form_normalize(self._operators, self.scale, kernel, sigma, *flat)
+        normalized = _closed_form_normalize(self._operators, self.scale, kernel, sigma, inverse, *flat)
         return ops.cast(normalized, self._kernel.dtype)
 
     def _check_built(self, what):
@@ -263,10 +268,10 @@ class SpectralNormalization(keras.layers.Wrapper):
     def call(self, inputs, training=None, mask=None):
         kernel = self._master_kernel()
         if training:
-            vectors, sigma = self._advance(kernel, self.power_iterations)
+            vectors, sigma, inverse = self._advance(kernel, self.power_iterations)
         else:
-            vectors, sigma = self._stored_vectors(), None
-        normalized = self._normalize(kernel, vectors, sigma)
+            vectors, sigma, inverse = self._stored_vectors(), None, None
+        normalized = self._normalize(kernel, vectors, sigma, inverse)
         # Every variable of the wrapped layer at its current value (an outer
         # StatelessScope's, if any: a new scope does not chain to the outer
         # one), the kernel replaced by its normalized value.
@@ -309,37 +314,37 @@ def _mean(values):
     return values[0] if len(values) == 1 else ops.mean(ops.stack(values))
 
 
-def _closed_form_normalize(operators, scale, kernel, sigma, *flat_vectors):
-    """``scale * kernel / max(sigma, eps)`` with the gradient of ``W / <W, D>``.
+def _closed_form_normalize(operators, scale, kernel, sigma, inverse, *flat_vectors):
+    """``scale * kernel * inverse`` (``inverse = 1 / max(sigma, eps)``) with the gradient of ``W / <W, D>``.
 
-    A ``keras.ops.custom_gradient`` (TensorFlow, JAX and PyTorch): the vectors
-    and ``sigma`` are passed as arguments (JAX's custom gradients may not close
-    over traced values) and get no gradient.
+    A ``keras.ops.custom_gradient`` (TensorFlow, JAX and PyTorch): the vectors,
+    ``sigma`` and ``inverse`` are passed as arguments (JAX's custom gradients
+    may not close over traced values) and get no gradient.
 
     The backward pass touches the kernel-sized arrays as few times as it can
     (in TensorFlow graph mode every elementwise op is one pass over the
-    kernel): every scalar is folded into the small vector ``u`` before the
-    outer product ``D = u v^T``, so the result is ``factor * G - D'``. That is
-    five kernel-sized passes (``G * W`` and its sum, the outer product, the
-    scaling of ``G``, the subtraction) where the formula as it reads,
-    ``factor * (G - <G, W / sigma> D)``, takes six.
+    kernel, and every op costs a few microseconds of executor time): with
+    ``W_sn = scale W / sigma`` already computed by the forward pass, the
+    scalar ``<G, W / sigma> scale / sigma`` is ``<G, W_sn> / sigma``, and it is
+    folded into the small vector ``u`` before the outer product ``D = u v^T``,
+    so the result is ``(scale / sigma) G - D'``: five kernel-sized passes
+    (``G * W_sn`` and its sum, the outer product, the scaling of ``G``, the
+    subtraction).
     """
 
     @ops.custom_gradient
-    def normalize(kernel, sigma, *flat):
-        clamped = ops.maximum(sigma, lm.EPSILON)
-        factor = scale / clamped
+    def normalize(kernel, sigma, inverse, *flat):
+        factor = inverse if scale == 1.0 else inverse * scale
         normalized = kernel * factor
 
         def grad(*args, upstream=None):
             if upstream is None:
                 (upstream,) = args
             upstream = ops.cast(upstream, "float32")
-            # factor * <G, W / sigma>, a scalar (zero where the eps guard
-            # holds sigma constant). A fused multiply-sum: a (1, n) @ (n, 1)
-            # matmul is ten times slower on TensorFlow's CPU kernels.
-            projection = ops.sum(upstream * kernel)
-            coefficient = ops.where(sigma > lm.EPSILON, projection * (factor / clamped), 0.0)
+            # scale <G, W> / sigma^2 = <G, W_sn> / sigma: a scalar, zero where
+            # the eps guard holds sigma constant. A fused multiply-sum: a
+            # (1, n) @ (n, 1) matmul is ten times slower on TensorFlow's CPU kernels.
+            coefficient = ops.where(sigma > lm.EPSILON, ops.sum(upstream * normalized) * inverse, 0.0)
             # direction is bilinear in (u, v): scale the small vector, not D.
             # The mean over operators is folded in the same way.
             if len(operators) > 1:
@@ -350,8 +355,8 @@ def _closed_form_normalize(operators, scale, kernel, sigma, *flat_vectors):
             for other in directions[1:]:
                 direction = direction + other
             grad_kernel = upstream * factor - direction
-            return (grad_kernel, None, *([None] * len(flat)))
+            return (grad_kernel, None, None, *([None] * len(flat)))
 
         return normalized, grad
 
-    return normalize(kernel, sigma, *flat_vectors)
+    return normalize(kernel, sigma, inverse, *flat_vectors)
