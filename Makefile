@@ -21,9 +21,14 @@ install: $(BIN)/.installed
 JAX_TESTS := tests/test_spectral_normalization.py tests/test_lipschitz.py tests/test_lipschitz_bounds.py \
 	tests/test_sn_layer_keras_suite.py tests/test_sn_layer_transparency.py
 
+# Two pytest-xdist workers: the SLURM and pipeline tests mostly wait on
+# subprocesses, and the other worker runs the rest meanwhile. Modules that share
+# an expensive fixture carry an xdist_group mark (one worker each).
+PYTEST := $(BIN)/python -m pytest -q -n 2 --dist loadgroup
+
 test: install
-	$(BIN)/python -m pytest -q
-	KERAS_BACKEND=jax $(BIN)/python -m pytest -q $(JAX_TESTS)
+	$(PYTEST)
+	KERAS_BACKEND=jax $(PYTEST) $(JAX_TESTS)
 
 reproduce: install
 	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/snakemake --cores $(CORES)

@@ -55,3 +55,28 @@ def mirrored_strategy():
     devices = [d.name for d in tf.config.list_logical_devices("CPU")][:2]
     assert len(devices) == 2, "conftest must split the CPU into 2 logical devices"
     return tf.distribute.MirroredStrategy(devices)
+
+
+@pytest.fixture(scope="session")
+def ci_pipeline_results(tmp_path_factory):
+    """The outputs of one local `snakemake --configfile config/test.yaml` run, shared by the tests that need it.
+
+    `tests/test_pipeline.py` checks them; `tests/test_slurm.py` compares the
+    SLURM run with them. Both tests carry ``xdist_group("ci_pipeline")`` so
+    that under ``pytest -n 2 --dist loadgroup`` they run in one worker and the
+    pipeline runs once.
+    """
+    import subprocess
+    import sys
+
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    bin_dir = os.path.dirname(sys.executable)
+    results = tmp_path_factory.mktemp("ci_pipeline") / "results"
+    env = dict(os.environ, PATH=f"{bin_dir}{os.pathsep}{os.environ.get('PATH', '')}")
+    run = subprocess.run(
+        [os.path.join(bin_dir, "snakemake"), "--cores", "2", "--configfile", "config/test.yaml",
+         "--config", f"results={results}"],
+        cwd=root, env=env, capture_output=True, text=True, timeout=1200,
+    )
+    assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
+    return results

@@ -32,6 +32,9 @@ import tensorflow as tf
 
 from keras_sngan import distribute
 
+# One pytest-xdist worker for the whole module (`make test`: -n 2 --dist loadgroup): its module fixtures run once.
+pytestmark = pytest.mark.xdist_group("multi_worker")
+
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 BIN = os.path.dirname(sys.executable)
 METHODS = ("clip", "gp", "sn")

@@ -10,6 +10,10 @@ import pandas as pd
 import pytest
 import yaml
 
+# One pytest-xdist worker (`make test`: -n 2 --dist loadgroup) for this module and its partner
+# (test_pipeline.py / test_slurm.py): they share conftest.ci_pipeline_results.
+pytestmark = pytest.mark.xdist_group("ci_pipeline")
+
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 BIN = os.path.dirname(sys.executable)
 
@@ -77,12 +81,10 @@ def _report_text(path):
 
 
 @pytest.mark.slow
-def test_ci_profile_end_to_end(tmp_path):
+def test_ci_profile_end_to_end(tmp_path, ci_pipeline_results):
     """config/test.yaml into a temporary results dir; every output exists and parses; rerun is a no-op."""
-    results = tmp_path / "results"
-    args = ("--cores", "4", "--configfile", "config/test.yaml", "--config", f"results={results}")
-    run = _snakemake(*args)
-    assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
+    results = ci_pipeline_results  # conftest: `snakemake --cores 2 --configfile config/test.yaml`
+    args = ("--cores", "2", "--configfile", "config/test.yaml", "--config", f"results={results}")
 
     with open(os.path.join(ROOT, "config", "test.yaml")) as handle:
         cfg = yaml.safe_load(handle)

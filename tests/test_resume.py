@@ -19,6 +19,9 @@ import pytest
 
 from keras_sngan.experiments import checkpoints
 
+# One pytest-xdist worker for the whole module (`make test`: -n 2 --dist loadgroup): its module fixtures run once.
+pytestmark = pytest.mark.xdist_group("resume")
+
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 BIN = os.path.dirname(sys.executable)
 # 3 epochs of 4 iterations: one checkpoint per epoch.

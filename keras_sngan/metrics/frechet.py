@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import math
 
+import warnings
+
 import numpy as np
 
 from keras_sngan.metrics.wasserstein import _as_matrix
@@ -47,8 +49,8 @@ def frechet_distance(mu1, sigma1, mu2, sigma2, *, eps: float = 1e-6) -> float:
             "frechet_distance: shapes must be mu (d,), sigma (d, d); received "
             f"{mu1.shape}, {sigma1.shape}, {mu2.shape}, {sigma2.shape}."
         )
-    covmean = linalg.sqrtm(sigma1 @ sigma2)
-    if not np.isfinite(covmean).all():
+    covmean = _sqrtm_or_none(sigma1 @ sigma2, linalg)
+    if covmean is None:  # singular product: Heusel et al.'s diagonal offset
         offset = eps * np.eye(d)
         covmean = linalg.sqrtm((sigma1 + offset) @ (sigma2 + offset))
     if np.iscomplexobj(covmean):
@@ -60,6 +62,17 @@ def frechet_distance(mu1, sigma1, mu2, sigma2, *, eps: float = 1e-6) -> float:
         covmean = covmean.real
     diff = mu1 - mu2
     return float(diff @ diff + np.trace(sigma1) + np.trace(sigma2) - 2.0 * np.trace(covmean))
+
+
+def _sqrtm_or_none(matrix, linalg):
+    """``scipy.linalg.sqrtm(matrix)``, or ``None`` where scipy finds it singular or the root is not finite."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", linalg.LinAlgWarning)
+        try:
+            root = linalg.sqrtm(matrix)
+        except (linalg.LinAlgWarning, linalg.LinAlgError):
+            return None
+    return root if np.isfinite(root).all() else None
 
 
 def frechet_distance_from_features(features_a, features_b) -> float:

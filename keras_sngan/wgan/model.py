@@ -291,9 +291,16 @@ class WGAN(keras.Model):
 
     # -------------------------------------------------------------- fit
     def fit(self, *args, callbacks=None, **kwargs):
-        """`keras.Model.fit`, plus a default `TerminateOnNonFinite` callback."""
+        """`keras.Model.fit`, plus a default `TerminateOnNonFinite` callback.
+
+        For a ``tf.data.Dataset`` (which Keras never shuffles) ``shuffle``
+        defaults to ``False``, so Keras does not warn that it ignores it.
+        """
         if kwargs.get("validation_data") is not None or kwargs.get("validation_split"):
             raise ValueError(self._NO_VALIDATION)
+        data = args[0] if args else kwargs.get("x")
+        if hasattr(data, "element_spec") and len(args) < 9:  # shuffle is fit's 9th parameter
+            kwargs.setdefault("shuffle", False)
         callbacks = list(callbacks or [])
         if not any(isinstance(c, TerminateOnNonFinite) for c in callbacks):
             callbacks.append(TerminateOnNonFinite())
