@@ -142,6 +142,28 @@ def test_frechet_distance_general_covariances():
     assert frechet_distance(mu1, s1, mu1, s1) == pytest.approx(0.0, abs=1e-8)
 
 
+def test_frechet_distance_singular_covariances_are_exact_and_warning_free():
+    """Rank-deficient covariances (dead feature units, one generated class): the analytic value, no warning."""
+    import warnings
+
+    rotation = np.linalg.qr(RNG.normal(size=(3, 3)))[0]
+    s1 = rotation @ np.diag([1.0, 0.0, 0.0]) @ rotation.T
+    s2 = rotation @ np.diag([4.0, 9.0, 0.0]) @ rotation.T
+    mu = np.array([1.0, 2.0, 2.0])
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        # ||mu||^2 + (1 + 13) - 2 sqrt(1 * 4 + 0 * 9 + 0 * 0). The zero eigenvalues come
+        # out as round-off of size eps * 4, and their square roots add up to d sqrt(eps * 4).
+        tol = 3 * np.sqrt(np.finfo(np.float64).eps * 4.0)
+        assert frechet_distance(mu, s1, np.zeros(3), s2) == pytest.approx(9.0 + 14.0 - 4.0, abs=tol)
+        assert frechet_distance(mu, s1, mu, s1) == pytest.approx(0.0, abs=tol)
+
+
+def test_frechet_distance_rejects_a_matrix_that_is_not_a_covariance():
+    with pytest.raises(ValueError, match=r"sigma2 has the eigenvalue -1 < 0"):
+        frechet_distance(np.zeros(2), np.eye(2), np.zeros(2), np.diag([1.0, -1.0]))
+
+
 def test_frechet_from_features_of_a_translation():
     """Same covariance, means differ by t: the distance is exactly ||t||^2."""
     features = RNG.normal(size=(500, 6)) @ RNG.normal(size=(6, 6))
@@ -194,7 +216,6 @@ def test_classifier_trains_and_caches(digits_classifier):
         load_or_train_feature_classifier(path + ".h5", None, None, None, None)
 
 
-@pytest.mark.filterwarnings("ignore::scipy.linalg.LinAlgWarning")  # one-class features are rank-deficient
 def test_classifier_metrics_rank_generators(digits_classifier):
     classifier, _ = digits_classifier
     x_train, y_train, x_test, y_test = load_digits_split()
