@@ -80,3 +80,24 @@ def ci_pipeline_results(tmp_path_factory):
     )
     assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
     return results
+
+
+def subprocess_env(pause=None):
+    """Environment for a `keras-sngan` / `snakemake` subprocess of a test.
+
+    The virtualenv's scripts first on PATH, this checkout first on
+    PYTHONPATH, and the checkpoint test hook (`KERAS_SNGAN_TEST_PAUSE`) set
+    to ``pause`` or removed.
+    """
+    import sys
+
+    from keras_sngan.experiments import checkpoints
+
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    bin_dir = os.path.dirname(sys.executable)
+    env = dict(os.environ, PATH=f"{bin_dir}{os.pathsep}{os.environ.get('PATH', '')}")
+    env["PYTHONPATH"] = root + os.pathsep + env.get("PYTHONPATH", "")
+    env.pop(checkpoints.PAUSE_ENV, None)
+    if pause:
+        env[checkpoints.PAUSE_ENV] = pause
+    return env

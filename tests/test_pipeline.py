@@ -9,6 +9,7 @@ import sys
 import pandas as pd
 import pytest
 import yaml
+from conftest import subprocess_env
 
 # One pytest-xdist worker (`make test`: -n 2 --dist loadgroup) for this module and its partner
 # (test_pipeline.py / test_slurm.py): they share conftest.ci_pipeline_results.
@@ -157,17 +158,6 @@ def _run_command(results):
             "--config", f"results={results}"]
 
 
-def _run_env(pause=None):
-    from keras_sngan.experiments import checkpoints
-
-    env = dict(os.environ, PATH=f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}")
-    env["PYTHONPATH"] = ROOT + os.pathsep + env.get("PYTHONPATH", "")
-    env.pop(checkpoints.PAUSE_ENV, None)
-    if pause:
-        env[checkpoints.PAUSE_ENV] = pause
-    return env
-
-
 def _private_workdir(path):
     """A working directory of its own (its own .snakemake, so its own Snakemake locks) for this repository."""
     path.mkdir()
@@ -180,7 +170,7 @@ def _private_workdir(path):
 def uninterrupted_run(tmp_path_factory):
     """The single training job's outputs from an uninterrupted pipeline run."""
     reference = tmp_path_factory.mktemp("reference")
-    done = subprocess.run(_run_command(reference), cwd=ROOT, env=_run_env(), capture_output=True, text=True, timeout=600)
+    done = subprocess.run(_run_command(reference), cwd=ROOT, env=subprocess_env(), capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, done.stderr[-3000:]
     return reference
 
@@ -219,7 +209,7 @@ def test_killed_pipeline_rerun_equals_uninterrupted_run(tmp_path, uninterrupted_
     for pause, kill in (("step:5", "sigint-group"), ("step:15", "sigkill-job")):
         if marker.exists():
             marker.unlink()
-        process = subprocess.Popen(_run_command(results), cwd=ROOT, env=_run_env(pause), stdout=subprocess.PIPE,
+        process = subprocess.Popen(_run_command(results), cwd=ROOT, env=subprocess_env(pause), stdout=subprocess.PIPE,
                                    stderr=subprocess.STDOUT, text=True, start_new_session=True)
         job = _wait_for_pause(marker, process)
         if kill == "sigint-group":
@@ -229,7 +219,7 @@ def test_killed_pipeline_rerun_equals_uninterrupted_run(tmp_path, uninterrupted_
         output = process.communicate(timeout=300)[0]
         assert process.returncode != 0, output[-3000:]
         assert not (results / "runs" / "compare" / "8gaussians" / "sn" / "seed0" / "run.json").exists()
-    rerun = subprocess.run(_run_command(results), cwd=ROOT, env=_run_env(), capture_output=True, text=True, timeout=600)
+    rerun = subprocess.run(_run_command(results), cwd=ROOT, env=subprocess_env(), capture_output=True, text=True, timeout=600)
     assert rerun.returncode == 0, rerun.stdout[-3000:] + rerun.stderr[-3000:]
     _assert_same_run(uninterrupted_run, results, resumed_from_epoch=1)
 
@@ -249,7 +239,7 @@ def test_sigkilled_snakemake_rerun_needs_no_unlock_and_waits_for_its_orphan(tmp_
     results = tmp_path / "killed"
     marker = results / "checkpoints" / "compare" / "8gaussians" / "sn" / "seed0" / "paused"
     log = open(tmp_path / "first.log", "w")  # not a pipe: the orphan keeps writing to it
-    first = subprocess.Popen(_run_command(results), cwd=workdir, env=_run_env("step:15"), stdout=log,
+    first = subprocess.Popen(_run_command(results), cwd=workdir, env=subprocess_env("step:15"), stdout=log,
                              stderr=subprocess.STDOUT, start_new_session=True)
     rerun = None
     try:
@@ -260,7 +250,7 @@ def test_sigkilled_snakemake_rerun_needs_no_unlock_and_waits_for_its_orphan(tmp_
         assert "0.output.lock" in stale  # what a rerun would trip over without the clean-up
         assert marker.exists()  # the orphan is alive, paused after iteration 15
 
-        rerun = subprocess.Popen(_run_command(results), cwd=workdir, env=_run_env(), stdout=subprocess.PIPE,
+        rerun = subprocess.Popen(_run_command(results), cwd=workdir, env=subprocess_env(), stdout=subprocess.PIPE,
                                  stderr=subprocess.STDOUT, text=True, start_new_session=True)
         lines, waiting = [], threading.Event()
 

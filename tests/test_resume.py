@@ -17,12 +17,13 @@ import time
 import numpy as np
 import pytest
 
+from conftest import subprocess_env
+
 from keras_sngan.experiments import checkpoints
 
 # One pytest-xdist worker for the whole module (`make test`: -n 2 --dist loadgroup): its module fixtures run once.
 pytestmark = pytest.mark.xdist_group("resume")
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 BIN = os.path.dirname(sys.executable)
 # 3 epochs of 4 iterations: one checkpoint per epoch.
 ARGS = [
@@ -33,22 +34,13 @@ ARGS = [
 WALL_CLOCK = ("seconds_per_iteration", "wall_seconds_this_process")
 
 
-def _env(pause=None):
-    env = dict(os.environ, PATH=f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}")
-    env["PYTHONPATH"] = ROOT + os.pathsep + env.get("PYTHONPATH", "")
-    env.pop(checkpoints.PAUSE_ENV, None)
-    if pause:
-        env[checkpoints.PAUSE_ENV] = pause
-    return env
-
-
 def _command(out_dir):
     return [os.path.join(BIN, "keras-sngan"), "train", "--out-dir", str(out_dir),
             "--checkpoint-dir", str(out_dir) + "-ckpt", *ARGS]
 
 
 def train(out_dir):
-    result = subprocess.run(_command(out_dir), env=_env(), capture_output=True, text=True, timeout=300)
+    result = subprocess.run(_command(out_dir), env=subprocess_env(), capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stderr[-3000:]
     return json.loads(result.stdout)
 
@@ -58,7 +50,7 @@ def train_until_killed(out_dir, pause):
     marker = os.path.join(str(out_dir) + "-ckpt", "paused")
     if os.path.exists(marker):
         os.remove(marker)
-    process = subprocess.Popen(_command(out_dir), env=_env(pause), stdout=subprocess.DEVNULL,
+    process = subprocess.Popen(_command(out_dir), env=subprocess_env(pause), stdout=subprocess.DEVNULL,
                                stderr=subprocess.PIPE, text=True)
     deadline = time.monotonic() + 300
     while not os.path.exists(marker):
