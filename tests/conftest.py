@@ -70,13 +70,11 @@ def ci_pipeline_results(tmp_path_factory):
     import sys
 
     root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-    bin_dir = os.path.dirname(sys.executable)
     results = tmp_path_factory.mktemp("ci_pipeline") / "results"
-    env = dict(os.environ, PATH=f"{bin_dir}{os.pathsep}{os.environ.get('PATH', '')}")
     run = subprocess.run(
-        [os.path.join(bin_dir, "snakemake"), "--cores", "2", "--configfile", "config/test.yaml",
-         "--config", f"results={results}"],
-        cwd=root, env=env, capture_output=True, text=True, timeout=1200,
+        [os.path.join(os.path.dirname(sys.executable), "snakemake"), "--cores", "2", "--configfile",
+         "config/test.yaml", "--config", f"results={results}"],
+        cwd=root, env=subprocess_env(), capture_output=True, text=True, timeout=1200,
     )
     assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
     return results
