@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import math
+
 import keras
 from keras import ops
 # Not exported by keras.backend: the scope objects Keras' own Layer.__call__ uses.
-from keras.src.backend import AutocastScope, get_stateless_scope
+from keras.src.backend import AutocastScope, get_keras_mask, get_stateless_scope, set_keras_mask
 
 from keras_sngan import linear_maps as lm
 from keras_sngan.validation import check_int, check_number
@@ -140,6 +142,7 @@ class SpectralNormalization(keras.layers.Wrapper):
         # Matrix operators (every method on Dense/Embedding, reshape and
         # bidirectional on convolutions) know d sigma / d W in closed form.
         self._closed_form = all(op.direction is not None for op in self._operators)
+        self._kernel_size = math.prod(self._kernel.shape)
         self._vectors = []
         for i, operator in enumerate(self._operators):
             suffix = "" if len(self._operators) == 1 else f"_{i}"
@@ -248,6 +251,44 @@ class SpectralNormalization(keras.layers.Wrapper):
         normalized = _closed_form_normalize(self._operators, self.scale, kernel, sigma, inverse, *flat)
         return ops.cast(normalized, self._kernel.dtype)
 
+    def _scales_inputs(self, inputs):
+        """Whether to multiply the inputs by ``scale / sigma`` instead of the kernel.
+
+        Every supported layer but Embedding is linear in its input before the
+        bias, so ``layer(x * f)`` with the raw kernel ``W`` equals ``layer(x)``
+        with the kernel ``f * W``, and ``d L / d f`` comes out of the input's
+        gradient (see :func:`_scale_inputs`). That is cheaper when the input is
+        no larger than the kernel (a dense layer whose batch is no larger than
+        its output width): the backward pass adds one rank-one update to the
+        kernel gradient instead of five kernel-sized passes (TensorFlow graph
+        mode; XLA fuses the elementwise work of either).
+
+        Only for float32 inputs of fully known shape and a float32 compute
+        dtype: under float16, ``x * f`` can overflow where ``W * f`` cannot
+        (``f`` reaches ``1 / eps`` for a zero kernel). The choice changes the
+        cost, not the result: both paths compute the same function and the
+        same gradient (tested against the same oracle).
+        """
+        if self._kind == lm.EMBEDDING:
+            return False
+        shape = getattr(inputs, "shape", None)
+        if shape is None or any(d is None for d in shape):
+            return False
+        if keras.backend.standardize_dtype(inputs.dtype) != "float32" or self.layer.compute_dtype != "float32":
+            return False
+        return math.prod(shape) <= self._kernel_size
+
+    def _factor(self, kernel, vectors, sigma=None, inverse=None):
+        """``scale / max(sigma, eps)``, differentiable in ``kernel`` with the vectors held constant."""
+        if not self._closed_form:
+            return self.scale / ops.maximum(self._sigma(kernel, vectors), lm.EPSILON)
+        if sigma is None:
+            sigma = self._sigma(kernel, vectors)
+        if inverse is None:
+            inverse = 1.0 / ops.maximum(sigma, lm.EPSILON)
+        flat = [t for pair in vectors for t in pair]
+        return _closed_form_factor(self._operators, self.scale, kernel, sigma, inverse, *flat)
+
     def _check_built(self, what):
         if not self.built:
             raise ValueError(
@@ -271,10 +312,16 @@ class SpectralNormalization(keras.layers.Wrapper):
             vectors, sigma, inverse = self._advance(kernel, self.power_iterations)
         else:
             vectors, sigma, inverse = self._stored_vectors(), None, None
-        normalized = self._normalize(kernel, vectors, sigma, inverse)
+        if self._scales_inputs(inputs):
+            # layer(x * f) with W is layer(x) with f * W (linear before the bias).
+            inputs = _scale_inputs(inputs, self._factor(kernel, vectors, sigma, inverse))
+            normalized = kernel
+        else:
+            normalized = self._normalize(kernel, vectors, sigma, inverse)
         # Every variable of the wrapped layer at its current value (an outer
         # StatelessScope's, if any: a new scope does not chain to the outer
-        # one), the kernel replaced by its normalized value.
+        # one), the kernel replaced by its normalized value (or left raw when
+        # the inputs carry the factor).
         mapping = [(self._kernel, normalized)]
         with AutocastScope(None):  # the stored values, not casts: the wrapped layer casts
             mapping += [(w, w.value) for w in self.layer.variables if w is not self._kernel]
@@ -360,3 +407,57 @@ def _closed_form_normalize(operators, scale, kernel, sigma, inverse, *flat_vecto
         return normalized, grad
 
     return normalize(kernel, sigma, inverse, *flat_vectors)
+
+
+def _closed_form_factor(operators, scale, kernel, sigma, inverse, *flat_vectors):
+    """``scale * inverse`` (``inverse = 1 / max(sigma, eps)``) with the gradient of ``scale / <W, D>``.
+
+    ``d f / d W = -scale D / sigma^2`` (zero where the eps guard holds), the
+    incoming scalar folded into the small vector ``u`` before the outer product.
+    """
+
+    @ops.custom_gradient
+    def factor(kernel, sigma, inverse, *flat):
+        value = inverse if scale == 1.0 else inverse * scale
+
+        def grad(*args, upstream=None):
+            if upstream is None:
+                (upstream,) = args
+            coefficient = ops.where(sigma > lm.EPSILON, -ops.cast(upstream, "float32") * value * inverse, 0.0)
+            if len(operators) > 1:
+                coefficient = coefficient / len(operators)
+            pairs = zip(flat[0::2], flat[1::2])
+            directions = [op.direction(u * coefficient, v) for op, (u, v) in zip(operators, pairs)]
+            direction = directions[0]
+            for other in directions[1:]:
+                direction = direction + other
+            return (direction, None, None, *([None] * len(flat)))
+
+        return value, grad
+
+    return factor(kernel, sigma, inverse, *flat_vectors)
+
+
+def _scale_inputs(inputs, factor):
+    """``inputs * factor`` (both float32) with a two-op backward.
+
+    The gradient of the scalar, ``<G_x, x>``, is what makes input scaling
+    exact: for a layer linear in its input, ``layer(x * f)`` with kernel ``W``
+    has ``d L / d f = <x^T dy, W> = <G, W>`` (Dense; the same holds for every
+    bilinear convolution), the term the normalization's gradient needs.
+    """
+
+    @ops.custom_gradient
+    def scaled(inputs, factor):
+        def grad(*args, upstream=None):
+            if upstream is None:
+                (upstream,) = args
+            return upstream * factor, ops.sum(upstream * inputs)
+
+        return inputs * factor, grad
+
+    outputs = scaled(inputs, factor)
+    mask = get_keras_mask(inputs)
+    if mask is not None:
+        set_keras_mask(outputs, mask)
+    return outputs

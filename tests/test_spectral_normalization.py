@@ -194,16 +194,24 @@ def test_reshape_underestimates_the_operator_norm_of_a_conv():
     assert 1.2 < ratio <= 3.0 + 1e-6  # bounded by sqrt(kh * kw) = 3
 
 
-@pytest.mark.parametrize("kind", ["dense", "conv"])
-def test_gradient_matches_autodiff_of_svd_normalization(kind):
-    if kind == "dense":
-        layer, x = keras.layers.Dense(6), np.random.default_rng(2).standard_normal((4, 5))
-    else:
-        layer = keras.layers.Conv2D(4, 3, padding="same")
-        x = np.random.default_rng(2).standard_normal((2, 5, 5, 3))
-    x = x.astype("float32")
+# The layer scales whichever is smaller, the input or the kernel (same
+# function, same gradient, different cost): these shapes take each path.
+GRADIENT_CASES = {
+    ("dense", "inputs"): (4, 5),  # 20 input entries <= 30 kernel entries
+    ("dense", "kernel"): (16, 5),
+    ("conv", "inputs"): (1, 3, 3, 3),  # 27 <= 108
+    ("conv", "kernel"): (2, 5, 5, 3),
+}
+
+
+@pytest.mark.parametrize("training", [False, True], ids=["inference", "training"])
+@pytest.mark.parametrize("kind, scaled", list(GRADIENT_CASES), ids=["-".join(c) for c in GRADIENT_CASES])
+def test_gradient_matches_autodiff_of_svd_normalization(kind, scaled, training):
+    layer = keras.layers.Dense(6) if kind == "dense" else keras.layers.Conv2D(4, 3, padding="same")
+    x = np.random.default_rng(2).standard_normal(GRADIENT_CASES[kind, scaled]).astype("float32")
     sn = SpectralNormalization(layer, warmup_iterations=1000)
     sn(x)
+    assert sn._scales_inputs(ops.convert_to_tensor(x)) == (scaled == "inputs")
     weights = np.random.default_rng(3).standard_normal(sn.compute_output_shape(x.shape)).astype("float32")
     kernel_var = sn.layer.weights[0]
     kernel0 = to_numpy(kernel_var)
@@ -211,7 +219,7 @@ def test_gradient_matches_autodiff_of_svd_normalization(kind):
 
     def ours(kernel):
         with keras.StatelessScope(state_mapping=[(kernel_var, kernel)]):
-            return ops.sum(ops.multiply(sn(x, training=False), weights))
+            return ops.sum(ops.multiply(sn(x, training=training), weights))
 
     def with_normalized(w):
         out = ops.matmul(x, w) if kind == "dense" else ops.conv(x, w, padding="same")
@@ -235,6 +243,17 @@ def test_gradient_matches_autodiff_of_svd_normalization(kind):
     gap = np.abs(naive_grad - oracle).max()
     assert gap > 0.05 * np.abs(oracle).max()
     assert np.abs(grad - naive_grad).max() > 0.9 * gap
+    # The gradient with respect to the input is that of the normalized layer.
+    normalized0 = (kernel0 / sigma0).astype("float32")
+
+    def ours_of_input(inputs):
+        return ops.sum(ops.multiply(sn(inputs, training=training), weights))
+
+    def oracle_of_input(inputs):
+        out = ops.matmul(inputs, normalized0) if kind == "dense" else ops.conv(inputs, normalized0, padding="same")
+        return ops.sum(ops.multiply(out, weights))
+
+    np.testing.assert_allclose(gradient(ours_of_input, x), gradient(oracle_of_input, x), rtol=2e-3, atol=2e-5)
 
 
 def test_raw_kernel_never_overwritten_and_vectors_advance_only_in_training():
