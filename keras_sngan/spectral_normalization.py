@@ -28,6 +28,12 @@ class SpectralNormalization(keras.layers.Wrapper):
     kernel in place (so its gradient skips ``sigma``, the float32 master kernel
     is rounded under mixed precision, and inference uses a drifting sigma).
 
+    When a float32 input is no larger than the kernel (a Dense layer whose
+    batch is no wider than its output), the wrapped layer runs with the raw
+    kernel on ``x * scale / sigma`` instead: the same function (the layers
+    are linear in their input before the bias) and the same gradient, at a
+    lower cost.
+
     The power-iteration vectors are non-trainable float32 weights. They are
     warmed up when the layer is built (``warmup_iterations`` steps, so sigma is
     right from the first call), advanced by ``power_iterations`` steps only
