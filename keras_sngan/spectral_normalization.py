@@ -263,7 +263,7 @@ class SpectralNormalization(keras.layers.Wrapper):
         Every supported layer but Embedding is linear in its input before the
         bias, so ``layer(x * f)`` with the raw kernel ``W`` equals ``layer(x)``
         with the kernel ``f * W``, and ``d L / d f`` comes out of the input's
-        gradient (see :func:`_scale_inputs`). That is cheaper when the input is
+        gradient (see :func:`_closed_form_scale_inputs`). That is cheaper when the input is
         no larger than the kernel (a dense layer whose batch is no larger than
         its output width): the backward pass adds one rank-one update to the
         kernel gradient instead of five kernel-sized passes (TensorFlow graph
@@ -284,16 +284,21 @@ class SpectralNormalization(keras.layers.Wrapper):
             return False
         return math.prod(shape) <= self._kernel_size
 
-    def _factor(self, kernel, vectors, sigma=None, inverse=None):
-        """``scale / max(sigma, eps)``, differentiable in ``kernel`` with the vectors held constant."""
-        if not self._closed_form:
-            return self.scale / ops.maximum(self._sigma(kernel, vectors), lm.EPSILON)
-        if sigma is None:
-            sigma = self._sigma(kernel, vectors)
-        if inverse is None:
-            inverse = 1.0 / ops.maximum(sigma, lm.EPSILON)
-        flat = [t for pair in vectors for t in pair]
-        return _closed_form_factor(self._operators, self.scale, kernel, sigma, inverse, *flat)
+    def _scaled_inputs(self, inputs, kernel, vectors, sigma=None, inverse=None):
+        """``inputs * scale / sigma``, differentiable in ``kernel`` (vectors held constant) and in ``inputs``."""
+        if self._closed_form:
+            if sigma is None:
+                sigma = self._sigma(kernel, vectors)
+            if inverse is None:
+                inverse = 1.0 / ops.maximum(sigma, lm.EPSILON)
+            flat = [t for pair in vectors for t in pair]
+            outputs = _closed_form_scale_inputs(self._operators, self.scale, inputs, kernel, sigma, inverse, *flat)
+        else:
+            outputs = inputs * (self.scale / ops.maximum(self._sigma(kernel, vectors), lm.EPSILON))
+        mask = get_keras_mask(inputs)
+        if mask is not None:
+            set_keras_mask(outputs, mask)
+        return outputs
 
     def _check_built(self, what):
         if not self.built:
@@ -320,7 +325,7 @@ class SpectralNormalization(keras.layers.Wrapper):
             vectors, sigma, inverse = self._stored_vectors(), None, None
         if self._scales_inputs(inputs):
             # layer(x * f) with W is layer(x) with f * W (linear before the bias).
-            inputs = _scale_inputs(inputs, self._factor(kernel, vectors, sigma, inverse))
+            inputs = self._scaled_inputs(inputs, kernel, vectors, sigma, inverse)
             normalized = kernel
         else:
             normalized = self._normalize(kernel, vectors, sigma, inverse)
@@ -398,16 +403,7 @@ def _closed_form_normalize(operators, scale, kernel, sigma, inverse, *flat_vecto
             # the eps guard holds sigma constant. A fused multiply-sum: a
             # (1, n) @ (n, 1) matmul is ten times slower on TensorFlow's CPU kernels.
             coefficient = ops.where(sigma > lm.EPSILON, ops.sum(upstream * normalized) * inverse, 0.0)
-            # direction is bilinear in (u, v): scale the small vector, not D.
-            # The mean over operators is folded in the same way.
-            if len(operators) > 1:
-                coefficient = coefficient / len(operators)
-            pairs = zip(flat[0::2], flat[1::2])
-            directions = [op.direction(u * coefficient, v) for op, (u, v) in zip(operators, pairs)]
-            direction = directions[0]
-            for other in directions[1:]:
-                direction = direction + other
-            grad_kernel = upstream * factor - direction
+            grad_kernel = upstream * factor - _direction(operators, flat, coefficient)
             return (grad_kernel, None, None, *([None] * len(flat)))
 
         return normalized, grad
@@ -415,55 +411,45 @@ def _closed_form_normalize(operators, scale, kernel, sigma, inverse, *flat_vecto
     return normalize(kernel, sigma, inverse, *flat_vectors)
 
 
-def _closed_form_factor(operators, scale, kernel, sigma, inverse, *flat_vectors):
-    """``scale * inverse`` (``inverse = 1 / max(sigma, eps)``) with the gradient of ``scale / <W, D>``.
+def _closed_form_scale_inputs(operators, scale, inputs, kernel, sigma, inverse, *flat_vectors):
+    """``inputs * f`` (``f = scale * inverse``, ``inverse = 1 / max(sigma, eps)``) with the gradient of ``layer(x) with f * W``.
 
-    ``d f / d W = -scale D / sigma^2`` (zero where the eps guard holds), the
-    incoming scalar folded into the small vector ``u`` before the outer product.
+    For a layer linear in its input, ``L(layer(x * f; W))`` has
+    ``d L / d f = <x, d L / d(x f)> = <G, W>`` (``G`` the gradient of the
+    kernel the layer computes with), and ``f = scale / <W, D>`` has
+    ``d f / d W = -f D / sigma``. So the input gradient is the incoming one
+    times ``f``, and the kernel gets ``-<dx, x> f D / sigma`` on top of the
+    gradient the wrapped layer gives it: the scalar folded into the small
+    vector ``u`` before the outer product. One custom gradient (TensorFlow,
+    JAX and PyTorch); the vectors, ``sigma`` and ``inverse`` get no gradient.
     """
 
     @ops.custom_gradient
-    def factor(kernel, sigma, inverse, *flat):
-        value = inverse if scale == 1.0 else inverse * scale
+    def scaled(inputs, kernel, sigma, inverse, *flat):
+        factor = inverse if scale == 1.0 else inverse * scale
 
         def grad(*args, upstream=None):
             if upstream is None:
                 (upstream,) = args
-            coefficient = ops.where(sigma > lm.EPSILON, -ops.cast(upstream, "float32") * value * inverse, 0.0)
-            if len(operators) > 1:
-                coefficient = coefficient / len(operators)
-            pairs = zip(flat[0::2], flat[1::2])
-            directions = [op.direction(u * coefficient, v) for op, (u, v) in zip(operators, pairs)]
-            direction = directions[0]
-            for other in directions[1:]:
-                direction = direction + other
-            return (direction, None, None, *([None] * len(flat)))
-
-        return value, grad
-
-    return factor(kernel, sigma, inverse, *flat_vectors)
-
-
-def _scale_inputs(inputs, factor):
-    """``inputs * factor`` (both float32) with a two-op backward.
-
-    The gradient of the scalar, ``<G_x, x>``, is what makes input scaling
-    exact: for a layer linear in its input, ``layer(x * f)`` with kernel ``W``
-    has ``d L / d f = <x^T dy, W> = <G, W>`` (Dense; the same holds for every
-    bilinear convolution), the term the normalization's gradient needs.
-    """
-
-    @ops.custom_gradient
-    def scaled(inputs, factor):
-        def grad(*args, upstream=None):
-            if upstream is None:
-                (upstream,) = args
-            return upstream * factor, ops.sum(upstream * inputs)
+            coefficient = ops.where(sigma > lm.EPSILON, -ops.sum(upstream * inputs) * factor * inverse, 0.0)
+            return (upstream * factor, _direction(operators, flat, coefficient), None, None, *([None] * len(flat)))
 
         return inputs * factor, grad
 
-    outputs = scaled(inputs, factor)
-    mask = get_keras_mask(inputs)
-    if mask is not None:
-        set_keras_mask(outputs, mask)
-    return outputs
+    return scaled(inputs, kernel, sigma, inverse, *flat_vectors)
+
+
+def _direction(operators, flat_vectors, coefficient):
+    """``coefficient * d sigma / d W``: the mean of the operators' ``direction(u, v)``.
+
+    ``direction`` is bilinear in ``(u, v)``, so the scalar (and the mean's
+    ``1 / len(operators)``) scales the small vector ``u``, not the kernel-sized result.
+    """
+    if len(operators) > 1:
+        coefficient = coefficient / len(operators)
+    pairs = zip(flat_vectors[0::2], flat_vectors[1::2])
+    directions = [op.direction(u * coefficient, v) for op, (u, v) in zip(operators, pairs)]
+    direction = directions[0]
+    for other in directions[1:]:
+        direction = direction + other
+    return direction
