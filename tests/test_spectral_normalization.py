@@ -204,12 +204,13 @@ GRADIENT_CASES = {
 }
 
 
+@pytest.mark.parametrize("method", ["reshape", "bidirectional"])
 @pytest.mark.parametrize("training", [False, True], ids=["inference", "training"])
 @pytest.mark.parametrize("kind, scaled", list(GRADIENT_CASES), ids=["-".join(c) for c in GRADIENT_CASES])
-def test_gradient_matches_autodiff_of_svd_normalization(kind, scaled, training):
+def test_gradient_matches_autodiff_of_svd_normalization(kind, scaled, training, method):
     layer = keras.layers.Dense(6) if kind == "dense" else keras.layers.Conv2D(4, 3, padding="same")
     x = np.random.default_rng(2).standard_normal(GRADIENT_CASES[kind, scaled]).astype("float32")
-    sn = SpectralNormalization(layer, warmup_iterations=1000)
+    sn = SpectralNormalization(layer, warmup_iterations=1000, method=method)
     sn(x)
     assert sn._scales_inputs(ops.convert_to_tensor(x)) == (scaled == "inputs")
     weights = np.random.default_rng(3).standard_normal(sn.compute_output_shape(x.shape)).astype("float32")
@@ -225,11 +226,17 @@ def test_gradient_matches_autodiff_of_svd_normalization(kind, scaled, training):
         out = ops.matmul(x, w) if kind == "dense" else ops.conv(x, w, padding="same")
         return ops.sum(ops.multiply(ops.add(out, bias), weights))
 
-    def svd_normalization(kernel):  # the oracle: autodiff through an exact SVD
+    def exact_sigma(kernel):  # Miyato's fan-in reshape; bidirectional also averages the fan-out one
         sigma = ops.svd(ops.reshape(kernel, (-1, kernel.shape[-1])), compute_uv=False)[0]
-        return with_normalized(kernel / sigma)
+        if method == "reshape":
+            return sigma
+        fan_out = ops.reshape(ops.swapaxes(kernel, -1, -2), (-1, kernel.shape[-2]))
+        return (sigma + ops.svd(fan_out, compute_uv=False)[0]) / 2
 
-    sigma0 = top_sv(kernel0.reshape(-1, kernel0.shape[-1]))
+    def svd_normalization(kernel):  # the oracle: autodiff through an exact SVD
+        return with_normalized(kernel / exact_sigma(kernel))
+
+    sigma0 = float(to_numpy(exact_sigma(ops.convert_to_tensor(kernel0))))
 
     def naive(kernel):  # sigma treated as a constant: what skipping d sigma / d W gives
         return with_normalized(kernel / sigma0)
@@ -244,7 +251,7 @@ def test_gradient_matches_autodiff_of_svd_normalization(kind, scaled, training):
     assert gap > 0.05 * np.abs(oracle).max()
     assert np.abs(grad - naive_grad).max() > 0.9 * gap
     # The gradient with respect to the input is that of the normalized layer.
-    normalized0 = (kernel0 / sigma0).astype("float32")
+    normalized0 = kernel0 / np.float32(sigma0)
 
     def ours_of_input(inputs):
         return ops.sum(ops.multiply(sn(inputs, training=training), weights))
