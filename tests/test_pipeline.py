@@ -20,9 +20,9 @@ BIN = os.path.dirname(sys.executable)
 
 
 def _snakemake(*args, cwd=ROOT, timeout=600):
-    env = dict(os.environ, PATH=f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}")
     return subprocess.run(
-        [os.path.join(BIN, "snakemake"), *args], cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout
+        [os.path.join(BIN, "snakemake"), *args], cwd=cwd, env=subprocess_env(), capture_output=True, text=True,
+        timeout=timeout,
     )
 
 

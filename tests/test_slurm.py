@@ -18,6 +18,7 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
+from conftest import subprocess_env
 
 # One pytest-xdist worker (`make test`: -n 2 --dist loadgroup) for this module and its partner
 # (test_pipeline.py / test_slurm.py): they share conftest.ci_pipeline_results.
@@ -100,7 +101,7 @@ def test_slurm_profile_site_variables_and_gpu_switch(tmp_path):
 
 
 def _env():
-    return dict(os.environ, PATH=f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}")
+    return subprocess_env()
 
 
 def _cluster(command, timeout=600):
