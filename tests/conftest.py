@@ -138,22 +138,43 @@ def ci_pipeline_results(tmp_path_factory):
     return results
 
 
-def subprocess_env(pause=None):
+def subprocess_env(pause=None, slurm=False):
     """Environment for a `keras-sngan` / `snakemake` subprocess of a test.
 
     The virtualenv's scripts first on PATH, this checkout first on
     PYTHONPATH, and the checkpoint test hook (`KERAS_SNGAN_TEST_PAUSE`) set
-    to ``pause`` or removed.
+    to ``pause`` or removed. Unless ``slurm``, the `scontrol` found first on
+    PATH is a stub that fails at once: snakemake-executor-plugin-slurm runs
+    `scontrol show config` whenever snakemake starts, with any executor, and
+    with SLURM installed but not running (CI, once tests/test_slurm.py has
+    installed it) that takes 9 s of connection retries per snakemake process.
+    Only the SLURM runs of tests/test_slurm.py talk to SLURM.
     """
     import sys
 
     from keras_sngan.experiments import checkpoints
 
     root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-    bin_dir = os.path.dirname(sys.executable)
-    env = dict(os.environ, PATH=f"{bin_dir}{os.pathsep}{os.environ.get('PATH', '')}")
+    bin_dirs = [os.path.dirname(sys.executable)] + ([] if slurm else [_scontrol_stub_dir()])
+    env = dict(os.environ, PATH=os.pathsep.join([*bin_dirs, os.environ.get("PATH", "")]))
     env["PYTHONPATH"] = root + os.pathsep + env.get("PYTHONPATH", "")
     env.pop(checkpoints.PAUSE_ENV, None)
     if pause:
         env[checkpoints.PAUSE_ENV] = pause
     return env
+
+
+@functools.lru_cache(maxsize=None)
+def _scontrol_stub_dir():
+    """A directory holding only a `scontrol` that exits 1 (removed when this process exits)."""
+    import atexit
+    import shutil
+    import tempfile
+
+    path = tempfile.mkdtemp(prefix="keras-sngan-no-slurm-")
+    atexit.register(shutil.rmtree, path, True)
+    stub = os.path.join(path, "scontrol")
+    with open(stub, "w") as handle:
+        handle.write("#!/bin/sh\necho 'scontrol: stub of tests/conftest.py (this test does not use SLURM)' >&2\nexit 1\n")
+    os.chmod(stub, 0o755)
+    return path
