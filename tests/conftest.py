@@ -8,6 +8,8 @@ parts are marked with :data:`tensorflow_only` and skip, with the reason, on
 the other backends.
 """
 
+import ast
+import functools
 import os
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
@@ -25,6 +27,62 @@ if BACKEND == "tensorflow":
     tf.config.set_logical_device_configuration(
         _cpus[0], [tf.config.LogicalDeviceConfiguration()] * 2
     )
+
+# ------------------------------------------------------------------ xdist groups
+# `make test` runs `pytest -n 2 --dist loadgroup`: the modules that share an
+# expensive module or session fixture carry a module-level
+# `pytestmark = pytest.mark.xdist_group(NAME)`, and every test of a group must
+# run in one worker so that the fixture is built once. pytest-xdist's own
+# loadgroup scheduler finds the group in a suffix it appends to each node id;
+# with pytest 9.2 that suffix is silently lost (node ids became structured),
+# and the groups were spread over both workers (the pipeline fixture built
+# twice). The scheduler below reads the group from the module's source instead,
+# and a collection check refuses a group mark it would not see.
+
+
+@functools.lru_cache(maxsize=None)
+def _module_xdist_group(path):
+    """NAME of a test module's `pytestmark = pytest.mark.xdist_group(NAME)`, else None."""
+    try:
+        with open(path, encoding="utf-8") as handle:
+            tree = ast.parse(handle.read())
+    except (OSError, SyntaxError):
+        return None
+    for node in tree.body:
+        if isinstance(node, ast.Assign) and any(isinstance(t, ast.Name) and t.id == "pytestmark" for t in node.targets):
+            for call in ast.walk(node.value):
+                if (isinstance(call, ast.Call) and isinstance(call.func, ast.Attribute)
+                        and call.func.attr == "xdist_group" and call.args and isinstance(call.args[0], ast.Constant)):
+                    return str(call.args[0].value)
+    return None
+
+
+def pytest_collection_modifyitems(config, items):
+    for item in items:
+        names = {str(m.args[0] if m.args else m.kwargs.get("name", "default")) for m in item.iter_markers("xdist_group")}
+        if names and names != {_module_xdist_group(str(item.path))}:
+            raise pytest.UsageError(
+                f"{item.nodeid}: xdist_group {sorted(names)} must be the module's only group, set as "
+                "`pytestmark = pytest.mark.xdist_group(NAME)` (conftest's scheduler reads it from there)"
+            )
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_xdist_make_scheduler(config, log):
+    """`--dist loadgroup` with each module's xdist_group read from its source (see above)."""
+    if config.getvalue("dist") != "loadgroup":
+        return None
+    from xdist.scheduler import LoadGroupScheduling
+
+    root = str(config.rootpath)
+
+    class ModuleGroupScheduling(LoadGroupScheduling):
+        def _split_scope(self, nodeid):
+            group = _module_xdist_group(os.path.join(root, nodeid.split("::", 1)[0]))
+            return f"xdist_group:{group}" if group else super()._split_scope(nodeid)
+
+    return ModuleGroupScheduling(config, log)
+
 
 tensorflow_only = pytest.mark.skipif(
     BACKEND != "tensorflow",
@@ -80,22 +138,43 @@ def ci_pipeline_results(tmp_path_factory):
     return results
 
 
-def subprocess_env(pause=None):
+def subprocess_env(pause=None, slurm=False):
     """Environment for a `keras-sngan` / `snakemake` subprocess of a test.
 
     The virtualenv's scripts first on PATH, this checkout first on
     PYTHONPATH, and the checkpoint test hook (`KERAS_SNGAN_TEST_PAUSE`) set
-    to ``pause`` or removed.
+    to ``pause`` or removed. Unless ``slurm``, the `scontrol` found first on
+    PATH is a stub that fails at once: snakemake-executor-plugin-slurm runs
+    `scontrol show config` whenever snakemake starts, with any executor, and
+    with SLURM installed but not running (CI, once tests/test_slurm.py has
+    installed it) that takes 9 s of connection retries per snakemake process.
+    Only the SLURM runs of tests/test_slurm.py talk to SLURM.
     """
     import sys
 
     from keras_sngan.experiments import checkpoints
 
     root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-    bin_dir = os.path.dirname(sys.executable)
-    env = dict(os.environ, PATH=f"{bin_dir}{os.pathsep}{os.environ.get('PATH', '')}")
+    bin_dirs = [os.path.dirname(sys.executable)] + ([] if slurm else [_scontrol_stub_dir()])
+    env = dict(os.environ, PATH=os.pathsep.join([*bin_dirs, os.environ.get("PATH", "")]))
     env["PYTHONPATH"] = root + os.pathsep + env.get("PYTHONPATH", "")
     env.pop(checkpoints.PAUSE_ENV, None)
     if pause:
         env[checkpoints.PAUSE_ENV] = pause
     return env
+
+
+@functools.lru_cache(maxsize=None)
+def _scontrol_stub_dir():
+    """A directory holding only a `scontrol` that exits 1 (removed when this process exits)."""
+    import atexit
+    import shutil
+    import tempfile
+
+    path = tempfile.mkdtemp(prefix="keras-sngan-no-slurm-")
+    atexit.register(shutil.rmtree, path, True)
+    stub = os.path.join(path, "scontrol")
+    with open(stub, "w") as handle:
+        handle.write("#!/bin/sh\necho 'scontrol: stub of tests/conftest.py (this test does not use SLURM)' >&2\nexit 1\n")
+    os.chmod(stub, 0o755)
+    return path

@@ -15,6 +15,7 @@ import subprocess
 import sys
 
 import pytest
+from conftest import subprocess_env
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 BIN = os.path.dirname(sys.executable)
@@ -25,9 +26,7 @@ THREAD_VARIABLES = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"
 
 
 def _clean_env():
-    env = {k: v for k, v in os.environ.items() if k not in THREAD_VARIABLES}
-    env["PATH"] = f"{BIN}{os.pathsep}{env.get('PATH', '')}"
-    return env
+    return {k: v for k, v in subprocess_env().items() if k not in THREAD_VARIABLES}
 
 
 def _dry_run_jobs(cores, threads):

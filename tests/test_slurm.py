@@ -18,6 +18,7 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
+from conftest import subprocess_env
 
 # One pytest-xdist worker (`make test`: -n 2 --dist loadgroup) for this module and its partner
 # (test_pipeline.py / test_slurm.py): they share conftest.ci_pipeline_results.
@@ -59,7 +60,8 @@ SITE_VARIABLES = ("SNGAN_SLURM_ACCOUNT", "SNGAN_SLURM_PARTITION", "SNGAN_SLURM_G
 
 def _profile_resources(tmp_path, **site):
     """{rule: resources of its jobs} in a dry run of the SLURM profile with the given site variables."""
-    env = {k: v for k, v in _env().items() if k not in SITE_VARIABLES}
+    # subprocess_env(): scontrol is a stub; a dry run asks SLURM nothing (the plugin only probes it at start-up)
+    env = {k: v for k, v in subprocess_env().items() if k not in SITE_VARIABLES}
     env.update(site)
     result = subprocess.run(
         [os.path.join(BIN, "snakemake"), "-n", "--profile", "workflow/profiles/slurm", "--configfile",
@@ -100,7 +102,7 @@ def test_slurm_profile_site_variables_and_gpu_switch(tmp_path):
 
 
 def _env():
-    return dict(os.environ, PATH=f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}")
+    return subprocess_env(slurm=True)
 
 
 def _cluster(command, timeout=600):

@@ -4,7 +4,7 @@
 # deletes the outputs of a failed or interrupted job, never the checkpoint).
 # Rerunning the same snakemake command after Ctrl-C or a killed job resumes
 # the run from its last complete epoch, with the same numbers as an
-# uninterrupted run (tests/test_pipeline.py). That includes kill -9 of
+# uninterrupted run (tests/test_pipeline_resume.py). That includes kill -9 of
 # snakemake itself: the rerun removes the dead run's Snakemake locks (see the
 # Snakefile), and a training job that outlived it keeps the checkpoint
 # directory to itself until it exits (the rerun's job waits for it).
