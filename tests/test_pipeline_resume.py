@@ -77,6 +77,12 @@ def _assert_same_run(reference, results, resumed_from_epoch):
             assert (run_dir / name).read_bytes() == (ref_dir / name).read_bytes(), name
 
 
+def _default_sigint():
+    import signal
+
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 @pytest.mark.slow
 def test_killed_pipeline_rerun_equals_uninterrupted_run(tmp_path, uninterrupted_run):
     """Ctrl-C snakemake mid-training, then SIGKILL its training job; the same command finishes exactly.
@@ -95,8 +101,12 @@ def test_killed_pipeline_rerun_equals_uninterrupted_run(tmp_path, uninterrupted_
     for pause, kill in (("step:5", "sigint-group"), ("step:15", "sigkill-job")):
         if marker.exists():
             marker.unlink()
+        # SIGINT at its default in the child: a test runner started in the
+        # background of a non-interactive shell inherits SIGINT ignored, and
+        # so would snakemake and its jobs (the Ctrl-C below would be lost).
         process = subprocess.Popen(_run_command(results), cwd=ROOT, env=subprocess_env(pause), stdout=subprocess.PIPE,
-                                   stderr=subprocess.STDOUT, text=True, start_new_session=True)
+                                   stderr=subprocess.STDOUT, text=True, start_new_session=True,
+                                   preexec_fn=_default_sigint)
         job = _wait_for_pause(marker, process)
         if kill == "sigint-group":
             os.killpg(process.pid, signal.SIGINT)
