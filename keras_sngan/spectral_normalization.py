@@ -246,16 +246,23 @@ class SpectralNormalization(keras.layers.Wrapper):
         ``inverse``, which must equal ``1 / max(sigma, eps)``.
         """
         if not self._closed_form:
-            sigma = ops.maximum(self._sigma(kernel, vectors), lm.EPSILON)
-            return ops.cast(kernel * (self.scale / sigma), self._kernel.dtype)
+            return ops.cast(kernel * self._autodiff_factor(kernel, vectors), self._kernel.dtype)
+        # sigma gets no gradient from the custom gradient: no stop_gradient needed.
+        sigma, inverse, flat = self._closed_form_args(kernel, vectors, sigma, inverse)
+        normalized = _closed_form_normalize(self._operators, self.scale, kernel, sigma, inverse, *flat)
+        return ops.cast(normalized, self._kernel.dtype)
+
+    def _autodiff_factor(self, kernel, vectors):
+        """``scale / max(sigma, eps)`` differentiated by autodiff (operators without a closed form)."""
+        return self.scale / ops.maximum(self._sigma(kernel, vectors), lm.EPSILON)
+
+    def _closed_form_args(self, kernel, vectors, sigma, inverse):
+        """``sigma``, ``1 / max(sigma, eps)`` (each computed unless given) and the flattened vectors."""
         if sigma is None:
             sigma = self._sigma(kernel, vectors)
         if inverse is None:
             inverse = 1.0 / ops.maximum(sigma, lm.EPSILON)
-        flat = [t for pair in vectors for t in pair]
-        # sigma gets no gradient from the custom gradient: no stop_gradient needed.
-        normalized = _closed_form_normalize(self._operators, self.scale, kernel, sigma, inverse, *flat)
-        return ops.cast(normalized, self._kernel.dtype)
+        return sigma, inverse, [t for pair in vectors for t in pair]
 
     def _scales_inputs(self, inputs):
         """Whether to multiply the inputs by ``scale / sigma`` instead of the kernel.
@@ -287,14 +294,10 @@ class SpectralNormalization(keras.layers.Wrapper):
     def _scaled_inputs(self, inputs, kernel, vectors, sigma=None, inverse=None):
         """``inputs * scale / sigma``, differentiable in ``kernel`` (vectors held constant) and in ``inputs``."""
         if self._closed_form:
-            if sigma is None:
-                sigma = self._sigma(kernel, vectors)
-            if inverse is None:
-                inverse = 1.0 / ops.maximum(sigma, lm.EPSILON)
-            flat = [t for pair in vectors for t in pair]
+            sigma, inverse, flat = self._closed_form_args(kernel, vectors, sigma, inverse)
             outputs = _closed_form_scale_inputs(self._operators, self.scale, inputs, kernel, sigma, inverse, *flat)
         else:
-            outputs = inputs * (self.scale / ops.maximum(self._sigma(kernel, vectors), lm.EPSILON))
+            outputs = inputs * self._autodiff_factor(kernel, vectors)
         mask = get_keras_mask(inputs)
         if mask is not None:
             set_keras_mask(outputs, mask)
