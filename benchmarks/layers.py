@@ -2,7 +2,8 @@
 
 A step is forward + backward + Adam update of a WGAN-style critic loss
 ``mean(f(x_fake)) - mean(f(x_real))`` on one batch. Compared side by side in
-one process, interleaved round-robin so machine noise hits every variant alike:
+one process, interleaved round-robin (every other round reversed) so machine
+noise hits every variant alike, and compared round by round (``paired_ratio_*``):
 
 - ``plain``: the critic without any normalization;
 - ``reshape`` / ``bidirectional`` / ``operator``: ``keras_sngan.SpectralNormalization``;
@@ -131,8 +132,13 @@ def benchmark(builder, variants, jit, steps, rounds):
         runs[variant] = (step, real, fake)
     times = {v: [] for v in variants}
     cpu_times = {v: [] for v in variants}
-    for _ in range(rounds):
-        for variant, (step, real, fake) in runs.items():
+    for round_index in range(rounds):
+        # Every other round in reverse order, so that a drift within a round
+        # (thermal, another process) does not always hit the same variant.
+        order = list(runs.items())
+        if round_index % 2:
+            order.reverse()
+        for variant, (step, real, fake) in order:
             start, cpu_start = time.perf_counter(), time.process_time()
             for _ in range(steps):
                 loss = step(real, fake)
@@ -147,6 +153,8 @@ def benchmark(builder, variants, jit, steps, rounds):
     # processes (as timeit recommends); the steadier statistic on a shared machine.
     best = {v: min(t) for v, t in times.items()}
     return {
+        "paired_ratio_to_plain": _paired(times, "plain"),
+        "paired_ratio_to_keras_builtin": _paired(times, "keras_builtin"),
         "ms_per_step": {v: round(m, 3) for v, m in ms.items()},
         "ratio_to_plain": {v: round(m / ms["plain"], 3) for v, m in ms.items()},
         "ratio_to_keras_builtin": {v: round(m / ms["keras_builtin"], 3) for v, m in ms.items()},
@@ -157,6 +165,20 @@ def benchmark(builder, variants, jit, steps, rounds):
         "cpu_ratio_to_plain": {v: round(m / cpu["plain"], 3) for v, m in cpu.items()},
         "cpu_ratio_to_keras_builtin": {v: round(m / cpu["keras_builtin"], 3) for v, m in cpu.items()},
     }
+
+
+def _paired(times, reference):
+    """Per-round ratios to ``reference`` (both timed in the same round): median and quartiles.
+
+    A ratio taken within one round cancels the slow drifts of the machine that
+    move every variant alike; the quartiles say how far the rounds disagree.
+    """
+    summary = {}
+    for variant, series in times.items():
+        ratios = [t / r for t, r in zip(series, times[reference])]
+        q1, median, q3 = statistics.quantiles(ratios, n=4, method="inclusive")
+        summary[variant] = {"median": round(median, 3), "q1": round(q1, 3), "q3": round(q3, 3)}
+    return summary
 
 
 def run(tags, steps, rounds, cnn_steps, cnn_rounds):
@@ -176,8 +198,8 @@ def main(argv=None):
     parser.add_argument("--no-jax", action="store_true", help="skip the JAX process")
     parser.add_argument("--out", help="also write the JSON to this file")
     args = parser.parse_args(argv)
-    steps, rounds = (3, 2) if args.quick else (20, 7)
-    cnn_steps, cnn_rounds = (1, 2) if args.quick else (3, 5)
+    steps, rounds = (3, 2) if args.quick else (20, 15)
+    cnn_steps, cnn_rounds = (1, 2) if args.quick else (1, 25)
     if BACKEND == "jax":  # the child process: JSON of the JAX column on stdout
         print(json.dumps(run(["jax"], steps, rounds, cnn_steps, cnn_rounds)))
         return
@@ -191,7 +213,7 @@ def main(argv=None):
             "keras": keras.__version__,
         },
         "settings": {"mlp_batch": 256, "cnn_batch": 64, "cnn_image": [32, 32, 3], "steps": steps, "rounds": rounds,
-                     "cnn_steps": cnn_steps, "cnn_rounds": cnn_rounds, "statistic": "median ms per step over rounds; best_round_*: the fastest round; cpu_*: median process CPU ms per step"},
+                     "cnn_steps": cnn_steps, "cnn_rounds": cnn_rounds, "statistic": "paired_ratio_*: per-round ratios (same round), median and quartiles; ms_per_step: median ms per step over rounds; best_round_*: the fastest round; cpu_*: median process CPU ms per step"},
     }
     result.update(run(["graph", "xla"], steps, rounds, cnn_steps, cnn_rounds))
     if not args.no_jax:
