@@ -19,7 +19,7 @@ install: $(BIN)/.installed
 # The whole suite on TensorFlow, then the backend-agnostic modules (the layer,
 # the Lipschitz tools) again on JAX. PyTorch is tested locally only (README).
 JAX_TESTS := tests/test_spectral_normalization.py tests/test_lipschitz.py tests/test_lipschitz_bounds.py \
-	tests/test_sn_layer_keras_suite.py tests/test_sn_layer_transparency.py
+	tests/test_sn_layer_keras_suite.py tests/test_sn_layer_transparency.py tests/test_sn_layer_build_paths.py
 
 # Two pytest-xdist workers: the SLURM and pipeline tests mostly wait on
 # subprocesses, and the other worker runs the rest meanwhile. Modules that share

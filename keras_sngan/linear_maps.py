@@ -282,19 +282,20 @@ class LinearOperator:
         self.u_shape = tuple(u_shape)
         self.v_shape = tuple(v_shape)
 
+    def iterate_loop(self, kernel, u, v, iterations: int):
+        """:meth:`iterate` as one ``fori_loop``: inside a traced function, a loop op, not ``iterations`` copies."""
+
+        def body(_, state):
+            u, v = state
+            u = l2_normalize(self.adjoint(v, kernel, u))
+            return u, l2_normalize(self.forward(u, kernel))
+
+        return ops.fori_loop(0, iterations, body, (u, v))
+
     def iterate_compiled(self, kernel, u, v, iterations: int):
-        """:meth:`iterate` as one compiled loop: for long runs (warm-up, norms)."""
+        """:meth:`iterate_loop`, compiled: for long eager runs (warm-up, norms)."""
         if self._compiled_loop is None:
-
-            def loop(kernel, u, v, iterations):
-                def body(_, state):
-                    u, v = state
-                    u = l2_normalize(self.adjoint(v, kernel, u))
-                    return u, l2_normalize(self.forward(u, kernel))
-
-                return ops.fori_loop(0, iterations, body, (u, v))
-
-            self._compiled_loop = compiled(loop, static_argnums=(3,))
+            self._compiled_loop = compiled(self.iterate_loop, static_argnums=(3,))
         return self._compiled_loop(kernel, u, v, iterations)
 
     def iterate_with_sigma(self, kernel, u, v, iterations: int):

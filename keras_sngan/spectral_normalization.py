@@ -7,7 +7,7 @@ import math
 import keras
 from keras import ops
 # Not exported by keras.backend: the scope objects Keras' own Layer.__call__ uses.
-from keras.src.backend import AutocastScope, get_keras_mask, get_stateless_scope, set_keras_mask
+from keras.src.backend import AutocastScope, get_keras_mask, get_stateless_scope, in_stateless_scope, set_keras_mask
 
 from keras_sngan import linear_maps as lm
 from keras_sngan.validation import check_int, check_number
@@ -34,9 +34,11 @@ class SpectralNormalization(keras.layers.Wrapper):
     are linear in their input before the bias) and the same gradient, at a
     lower cost.
 
-    The power-iteration vectors are non-trainable float32 weights. They are
-    warmed up when the layer is built (``warmup_iterations`` steps, so sigma is
-    right from the first call), advanced by ``power_iterations`` steps only
+    The power-iteration vectors are non-trainable float32 weights. Their
+    initial value is already warmed up (``warmup_iterations`` steps from
+    random vectors, run when Keras initializes the variables), so sigma is
+    right from the first call however the layer was built: eagerly, through
+    ``keras.Input``, or symbolically inside ``predict`` / ``fit``. They are advanced by ``power_iterations`` steps only
     when the layer is called with ``training=True``, and at inference sigma is
     recomputed from the stored vectors: an exported model uses exactly the
     normalized kernel it was trained with.
@@ -150,46 +152,71 @@ class SpectralNormalization(keras.layers.Wrapper):
         self._closed_form = all(op.direction is not None for op in self._operators)
         self._kernel_size = math.prod(self._kernel.shape)
         self._vectors = []
+        self._warm_starts = []
+        # Set by the initializers when Keras creates the vectors inside a
+        # TensorFlow trace (see _WarmStart): the first call then warms them.
+        self._warm_in_call = False
         for i, operator in enumerate(self._operators):
             suffix = "" if len(self._operators) == 1 else f"_{i}"
+            warm_start = _WarmStart(self, i)
+            warm_start.prepare()
+            self._warm_starts.append(warm_start)
             self._vectors.append(
                 tuple(
                     self.add_weight(
                         name=f"sn_{side}{suffix}",
                         shape=shape,
-                        initializer=keras.initializers.RandomNormal(),
+                        initializer=initializer,
                         dtype="float32",
                         trainable=False,
                         aggregation="only_first_replica",  # replicas compute identical vectors
                     )
-                    for side, shape in (("u", operator.u_shape), ("v", operator.v_shape))
+                    for side, shape, initializer in (
+                        ("u", operator.u_shape, warm_start.u_initializer),
+                        ("v", operator.v_shape, warm_start.v_initializer),
+                    )
                 )
             )
-        self._warm_up(self._master_kernel())
         self.built = True
 
-    def _warm_up(self, kernel):
-        """``warmup_iterations`` power-iteration steps from the random initial vectors.
+    def _warm_start(self, index, u, v, in_graph=False):
+        """``warmup_iterations`` power-iteration steps of operator ``index`` from ``(u, v)``.
 
-        Run as one compiled loop where that is faster: on TensorFlow for long
+        ``in_graph``: inside a traced function, as one loop op. Eagerly, run
+        as one compiled loop where that is faster: on TensorFlow for long
         warm-ups (a graph function traces in a fraction of 100 eager steps);
         on JAX for convolution operators only (each eager step of their
         adjoint re-traces a ``jax.vjp``, while an XLA compile per layer shape
         costs more than eager matrix steps).
         """
-        kernel = ops.stop_gradient(kernel)
+        operator = self._operators[index]
+        kernel = ops.stop_gradient(self._master_kernel())
+        if in_graph:
+            return operator.iterate_loop(kernel, u, v, self.warmup_iterations)
         backend = keras.backend.backend()
-        for operator, (u_var, v_var) in zip(self._operators, self._vectors):
+        if backend == "jax":
+            compile_loop = operator.direction is None
+        else:
+            compile_loop = backend == "tensorflow" and self.warmup_iterations >= 100
+        if compile_loop:
+            return operator.iterate_compiled(kernel, u, v, self.warmup_iterations)
+        return operator.iterate(kernel, u, v, self.warmup_iterations)
+
+    def _warm_cold_vectors(self):
+        """Warm up vectors that Keras created inside a TensorFlow trace, on the first call.
+
+        Such vectors start at zero (a value that power iteration never
+        produces). In a graph this is one ``cond`` per operator on a vector
+        norm, traced only into the functions whose trace built the layer;
+        eagerly a Python check.
+        """
+        for index, (u_var, v_var) in enumerate(self._vectors):
             with AutocastScope(None):
                 u, v = u_var.value, v_var.value
-            if backend == "jax":
-                compile_loop = operator.direction is None
-            else:
-                compile_loop = backend == "tensorflow" and self.warmup_iterations >= 100
-            if compile_loop:
-                u, v = operator.iterate_compiled(kernel, u, v, self.warmup_iterations)
-            else:
-                u, v = operator.iterate(kernel, u, v, self.warmup_iterations)
+            cold = ops.all(ops.equal(u, 0.0))
+            warm_start = self._warm_starts[index]
+            in_graph = _in_tensorflow_trace()
+            u, v = ops.cond(cold, lambda: warm_start.warm_pair(in_graph), lambda u=u, v=v: (u, v))
             u_var.assign(u)
             v_var.assign(v)
 
@@ -313,14 +340,20 @@ class SpectralNormalization(keras.layers.Wrapper):
     def sigma(self):
         """The current spectral-norm estimate (float32 scalar), from the stored vectors."""
         self._check_built("sigma()")
+        if self._warm_in_call:
+            self._warm_cold_vectors()
         return self._sigma(self._master_kernel(), self._stored_vectors())
 
     def normalized_kernel(self):
         """``scale * W / sigma(W)``: the kernel the layer computes with at inference."""
         self._check_built("normalized_kernel()")
+        if self._warm_in_call:
+            self._warm_cold_vectors()
         return self._normalize(self._master_kernel(), self._stored_vectors())
 
     def call(self, inputs, training=None, mask=None):
+        if self._warm_in_call:
+            self._warm_cold_vectors()
         kernel = self._master_kernel()
         if training:
             vectors, sigma, inverse = self._advance(kernel, self.power_iterations)
@@ -456,3 +489,84 @@ def _direction(operators, flat_vectors, coefficient):
     for other in directions[1:]:
         direction = direction + other
     return direction
+
+
+
+class _WarmStart:
+    """Initializers of one operator's ``(u, v)`` pair: random vectors, then ``warmup_iterations`` steps.
+
+    The warm-up is part of the vectors' *initial value*, not an assignment
+    made after it, so it holds however Keras builds the layer:
+
+    - eagerly (an eager call, ``model.build``, ``keras.Input``, loading a
+      ``.keras`` file): :meth:`prepare` warms the pair up in ``build``, before
+      the variables are created, and the initializers return it;
+    - symbolically, inside a ``StatelessScope`` (``fit`` / ``predict`` /
+      ``evaluate`` of an unbuilt model on JAX, and on TensorFlow under a
+      ``tf.distribute`` strategy): Keras defers the initializers until the
+      scope closes, when the kernel (created first) holds its value, and on
+      JAX or PyTorch they warm up there. An assignment made during such a
+      build is dropped with the scope;
+    - on TensorFlow, wherever the initializers run later than ``build``
+      (inside a ``tf.function`` trace, which is how ``fit`` / ``predict`` /
+      ``evaluate`` build an unbuilt model without a strategy, or a deferred
+      initialization): TensorFlow computes initial values with gradient
+      recording paused (the operator method's adjoint needs it) and lifts
+      them out of the function, which it cannot do for a value read from
+      another variable (under XLA it then refuses the function). There the
+      vectors start at zero, a value power iteration never produces, and
+      the layer's first call warms them
+      (:meth:`SpectralNormalization._warm_cold_vectors`).
+
+    The random initializers are created up front, in the order the layer
+    always created them, so the warmed vectors are the same on every path.
+    """
+
+    def __init__(self, layer, index):
+        self._layer = layer
+        self._index = index
+        self._random_u = keras.initializers.RandomNormal()
+        self._random_v = keras.initializers.RandomNormal()
+        self._pending = {}
+
+    def _random_pair(self):
+        operator = self._layer._operators[self._index]
+        return self._random_u(operator.u_shape, "float32"), self._random_v(operator.v_shape, "float32")
+
+    def warm_pair(self, in_graph=False):
+        """Random vectors warmed up on the layer's current kernel."""
+        return self._layer._warm_start(self._index, *self._random_pair(), in_graph=in_graph)
+
+    def prepare(self):
+        """Warm the pair up now if the kernel has its value (an eager build)."""
+        if not in_stateless_scope() and not _in_tensorflow_trace():
+            self._pending = dict(zip("uv", self.warm_pair()))
+
+    def _initial(self, side, shape):
+        if side in self._pending:
+            return self._pending.pop(side)
+        if in_stateless_scope():
+            # A placeholder for shape inference (Keras reads a variable whose
+            # initialization it deferred): no warm-up, nothing kept.
+            return self._random_pair()["uv".index(side)]
+        if keras.backend.backend() == "tensorflow":
+            self._layer._warm_in_call = True
+            return ops.zeros(shape, "float32")
+        # A deferred initialization on JAX / PyTorch: warm up here; u comes first.
+        self._pending = dict(zip("uv", self.warm_pair()))
+        return self._pending.pop(side)
+
+    def u_initializer(self, shape, dtype=None):
+        return self._initial("u", shape)
+
+    def v_initializer(self, shape, dtype=None):
+        return self._initial("v", shape)
+
+
+def _in_tensorflow_trace():
+    """Whether TensorFlow is tracing a graph (a ``tf.function``), not executing eagerly."""
+    if keras.backend.backend() != "tensorflow":
+        return False
+    import tensorflow as tf
+
+    return not tf.executing_eagerly()

@@ -599,3 +599,75 @@ def test_importing_the_wgan_needs_no_tensorflow_and_another_backend_fails_clearl
     result = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=120)
     assert result.returncode == 0, result.stderr[-2000:]
     assert "WGAN runs on the TensorFlow backend only" in result.stdout and "'numpy'" in result.stdout
+
+
+# ---------------------------------------------------- arrays with a remainder
+def remainder_gan():
+    gan = make_gan("gp", width=8, n_critic=5)
+    gan.compile(critic_optimizer=adam(), generator_optimizer=adam())
+    return gan
+
+
+def test_arrays_with_a_last_batch_that_does_not_divide_train_like_explicit_batches(deterministic):
+    """1024 samples at batch_size=320, n_critic=5: three full steps, then the last 64 split 5 x 12.
+
+    Oracle: the same samples given as a dataset of explicit elements 320, 320,
+    320 and 60 (all multiples of n_critic, so nothing is trimmed there).
+    """
+    x = np.concatenate([toy_data(steps=8, seed=1)] * 6)[:1024]
+    keras.utils.set_random_seed(3)
+    gan = remainder_gan()
+    history = gan.fit(x, batch_size=320, epochs=1, shuffle=False, verbose=0)
+    assert int(gan.generator_optimizer.iterations.numpy()) == 4
+    assert int(gan.critic_optimizer.iterations.numpy()) == 20
+    assert np.isfinite(history.history["critic_loss"]).all()
+
+    elements = [x[0:320], x[320:640], x[640:960], x[960:1020]]
+    dataset = tf.data.Dataset.from_generator(
+        lambda: iter(elements), output_signature=tf.TensorSpec((None, 2), tf.float32)
+    ).apply(tf.data.experimental.assert_cardinality(len(elements)))
+    keras.utils.set_random_seed(3)
+    oracle = remainder_gan()
+    oracle.fit(dataset, epochs=1, verbose=0)
+    assert_weights_close(all_weights(gan), all_weights(oracle), rtol=1e-5, atol=1e-6)
+
+
+def test_datasets_and_generators_with_a_partial_last_element():
+    x = np.concatenate([toy_data(steps=8, seed=2)] * 6)[:1024]
+    gan = remainder_gan()
+    gan.fit(tf.data.Dataset.from_tensor_slices(x).batch(320), epochs=1, verbose=0)
+    assert int(gan.generator_optimizer.iterations.numpy()) == 4
+
+    def batches():
+        for start in range(0, len(x), 320):
+            yield (x[start:start + 320],)  # Keras wants generators to yield tuples
+
+    gan = remainder_gan()
+    gan.fit(batches(), steps_per_epoch=4, epochs=1, verbose=0)  # a generator's length is unknown to Keras
+    assert int(gan.generator_optimizer.iterations.numpy()) == 4
+
+
+def test_array_batch_size_must_divide_by_n_critic_before_any_step():
+    gan = remainder_gan()
+    before = all_weights(gan) if gan.built else None
+    with pytest.raises(ValueError, match=r"batch_size=32 is not a multiple of n_critic=5"):
+        gan.fit(toy_data(steps=4), epochs=1, verbose=0)  # Keras' default batch_size
+    with pytest.raises(ValueError, match=r"batch_size=322 is not a multiple of n_critic=5"):
+        gan.fit(toy_data(steps=4), batch_size=322, epochs=1, verbose=0)
+    assert int(gan.generator_optimizer.iterations.numpy()) == 0
+    if before is not None:
+        assert_weights_close(before, all_weights(gan), rtol=0, atol=0)
+
+
+def test_a_last_array_batch_smaller_than_n_critic_is_dropped():
+    x = np.concatenate([toy_data(steps=8, seed=4)] * 6)[:963]  # 3 x 320 + 3
+    gan = remainder_gan()
+    gan.fit(x, batch_size=320, epochs=1, verbose=0)
+    assert int(gan.generator_optimizer.iterations.numpy()) == 3
+
+
+def test_a_dataset_element_smaller_than_n_critic_fails_clearly():
+    x = np.concatenate([toy_data(steps=8, seed=4)] * 6)[:963]
+    gan = remainder_gan()
+    with pytest.raises(tf.errors.InvalidArgumentError, match="fewer samples than n_critic=5"):
+        gan.fit(tf.data.Dataset.from_tensor_slices(x).batch(320), epochs=1, verbose=0)

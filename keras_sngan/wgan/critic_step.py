@@ -42,11 +42,20 @@ def split_real(data, n_critic):
     if size is not None and size % n_critic:
         raise ValueError(message.format(size=size))
     if size is None:
+        # A batch size known only at run time: the last, partial batch of
+        # arrays, or of a dataset / generator batched without drop_remainder.
+        # Split it into n_critic equal batches, dropping the (fewer than
+        # n_critic) samples at its end that do not divide.
         import tensorflow as tf
 
-        tf.debugging.assert_equal(
-            tf.shape(x)[0] % n_critic, 0, message=message.format(size="a number of")
+        total = tf.shape(x)[0]
+        check = tf.debugging.assert_greater_equal(
+            total, n_critic,
+            message=(f"WGAN: a dataset element holds fewer samples than n_critic={n_critic}, "
+                     "too few for one sample per critic batch. Batch with drop_remainder=True."),
         )
+        with tf.control_dependencies([check]):
+            x = x[: total - total % n_critic]
     feature_shape = tuple(x.shape[1:])
     # Strided split: batch k = samples k, k + n, k + 2n, ...
     x = ops.reshape(x, (-1, n_critic) + feature_shape)

@@ -293,18 +293,64 @@ class WGAN(keras.Model):
     def fit(self, *args, callbacks=None, **kwargs):
         """`keras.Model.fit`, plus a default `TerminateOnNonFinite` callback.
 
-        For a ``tf.data.Dataset`` (which Keras never shuffles) ``shuffle``
-        defaults to ``False``, so Keras does not warn that it ignores it.
+        Arrays: ``batch_size`` (Keras' default 32) must be a multiple of
+        ``n_critic`` (checked before the first step); each batch is split into
+        ``n_critic`` critic batches. The last, partial batch is split the same
+        way into equal parts, and the fewer than ``n_critic`` samples that do
+        not divide are dropped (so 1024 samples at ``batch_size=320`` and
+        ``n_critic=5`` train on 320, 320, 320 and 60 samples). Datasets and
+        generators whose element size is known only at run time are handled
+        the same way.
+
+        For a ``tf.data.Dataset`` or a generator (which Keras never
+        shuffles) ``shuffle`` defaults to ``False``, so Keras does not warn
+        that it ignores it.
         """
         if kwargs.get("validation_data") is not None or kwargs.get("validation_split"):
             raise ValueError(self._NO_VALIDATION)
         data = args[0] if args else kwargs.get("x")
-        if hasattr(data, "element_spec") and len(args) < 9:  # shuffle is fit's 9th parameter
+        if not _is_array(data) and len(args) < 9:  # shuffle is fit's 9th parameter
             kwargs.setdefault("shuffle", False)
+        if _is_array(data):
+            args, kwargs = self._arrays_without_a_tiny_last_batch(data, args, kwargs)
         callbacks = list(callbacks or [])
         if not any(isinstance(c, TerminateOnNonFinite) for c in callbacks):
             callbacks.append(TerminateOnNonFinite())
         return super().fit(*args, callbacks=callbacks, **kwargs)
+
+    def _arrays_without_a_tiny_last_batch(self, data, args, kwargs):
+        """Check ``batch_size`` for array input before any step; drop a last batch too small to split.
+
+        Keras batches arrays into ``batch_size`` samples and a last, partial
+        batch. Every batch is split into ``n_critic`` critic batches (see
+        ``critic_step.split_real``), so ``batch_size`` must be a multiple of
+        ``n_critic``; the partial batch is split into ``n_critic`` equal
+        parts, dropping the fewer than ``n_critic`` samples that do not
+        divide, and a partial batch of fewer than ``n_critic`` samples is
+        dropped here.
+        """
+        batch_size = args[2] if len(args) > 2 else kwargs.get("batch_size")  # fit(x, y, batch_size, ...)
+        if batch_size is None:
+            batch_size = 32  # Keras' default for arrays
+        if not isinstance(batch_size, int) or batch_size < self.n_critic or batch_size % self.n_critic:
+            raise ValueError(
+                f"WGAN.fit: batch_size={batch_size!r} is not a multiple of n_critic={self.n_critic}. "
+                "Each batch of arrays is split into n_critic critic batches: pass "
+                f"batch_size = n_critic * (critic batch size), e.g. {self.n_critic * 64}."
+            )
+        count = int(data.shape[0])
+        last = count % batch_size
+        if 0 < last < self.n_critic:
+            if count < batch_size:
+                raise ValueError(
+                    f"WGAN.fit: {count} samples are fewer than n_critic={self.n_critic}; "
+                    "each critic batch needs at least one."
+                )
+            data = data[: count - last]
+            args = (data, *args[1:]) if args else args
+            if not args:
+                kwargs["x"] = data
+        return args, kwargs
 
     # -------------------------------------------------------- persistence
     def save_own_variables(self, store):
@@ -336,3 +382,10 @@ class WGAN(keras.Model):
         config["critic"] = keras.saving.deserialize_keras_object(config["critic"])
         config["generator"] = keras.saving.deserialize_keras_object(config["generator"])
         return cls(**config)
+
+
+def _is_array(data):
+    """NumPy arrays and backend tensors (which Keras batches by ``batch_size``), not datasets or generators."""
+    import numpy as np
+
+    return isinstance(data, np.ndarray) or (keras.ops.is_tensor(data) and hasattr(data, "shape"))
