@@ -41,10 +41,10 @@ benchmark: install
 # The documentation site (mkdocs.yml, docs/) into site/; --strict: a broken link, a missing
 # reference or a docstring that does not render fails the build (tests/test_docs.py does the same).
 docs: install
-	$(BIN)/mkdocs build --strict --site-dir site
+	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict --site-dir site
 
 docs-serve: install
-	$(BIN)/mkdocs serve
+	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs serve
 
 clean:
 	rm -rf .pytest_cache .snakemake site
