@@ -6,7 +6,7 @@ BIN    := $(VENV)/bin
 EXTRA  := $(shell nvidia-smi >/dev/null 2>&1 && echo gpu || echo cpu)
 CORES  ?= $(shell nproc 2>/dev/null || echo 2)
 
-.PHONY: install test reproduce benchmark lint clean
+.PHONY: install test reproduce benchmark docs docs-serve lint clean
 
 $(BIN)/.installed: pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -38,5 +38,13 @@ benchmark: install
 	$(BIN)/python benchmarks/layers.py --out benchmarks/results/layers.json
 	$(BIN)/python benchmarks/train_step.py > benchmarks/results/train_step.json
 
+# The documentation site (mkdocs.yml, docs/) into site/; --strict: a broken link, a missing
+# reference or a docstring that does not render fails the build (tests/test_docs.py does the same).
+docs: install
+	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict --site-dir site
+
+docs-serve: install
+	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs serve
+
 clean:
-	rm -rf .pytest_cache .snakemake
+	rm -rf .pytest_cache .snakemake site

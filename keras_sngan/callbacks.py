@@ -32,7 +32,13 @@ class TerminateOnNonFinite(keras.callbacks.Callback):
         monitor: names of the logged metrics to check; ``None``: see above.
 
     Example:
-        >>> gan.fit(ds, epochs=3, callbacks=[TerminateOnNonFinite()])
+        >>> from keras_sngan import WGAN, datasets, models
+        >>> data = datasets.load_dataset("8gaussians", batch_size=32, n_critic=5, seed=0)
+        >>> gan = WGAN(models.toy_critic(width=16, lipschitz="sn"), models.toy_generator(width=16),
+        ...            latent_dim=2, lipschitz="sn")
+        >>> gan.compile()
+        >>> stop = TerminateOnNonFinite(monitor=["critic_loss", "generator_loss"])
+        >>> history = gan.fit(data.train, epochs=1, steps_per_epoch=2, callbacks=[stop], verbose=0)
     """
 
     def __init__(self, monitor=None):
@@ -105,10 +111,17 @@ class LayerDiagnostics(keras.callbacks.Callback):
         csv_path: optional path of a CSV file to write.
 
     Example:
-        >>> diag = LayerDiagnostics(every=10, csv_path="layers.csv")
-        >>> gan = WGAN(critic, generator, latent_dim=2, track_layer_stats=True)
-        >>> gan.compile(); gan.fit(ds, epochs=1, callbacks=[diag])
-        >>> diag.records[0]["spectral_norm"]
+        >>> from keras_sngan import WGAN, datasets, models
+        >>> data = datasets.load_dataset("8gaussians", batch_size=32, n_critic=5, seed=0)
+        >>> gan = WGAN(models.toy_critic(width=16, lipschitz="sn"), models.toy_generator(width=16),
+        ...            latent_dim=2, lipschitz="sn", track_layer_stats=True)
+        >>> gan.compile()
+        >>> diag = LayerDiagnostics(every=2, csv_path="layers.csv")
+        >>> history = gan.fit(data.train, epochs=1, steps_per_epoch=4, callbacks=[diag], verbose=0)
+        >>> sorted(diag.records[0])
+        ['depth', 'grad_norm', 'iteration', 'layer', 'spectral_norm']
+        >>> len(diag.records)   # 4 linear layers at iterations 0 and 2
+        8
     """
 
     def __init__(self, every=1, csv_path=None):

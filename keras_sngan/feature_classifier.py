@@ -15,9 +15,9 @@ Example:
 
 >>> from keras_sngan.datasets import load_digits_split
 >>> x_train, y_train, x_test, y_test = load_digits_split()
->>> clf = load_or_train_feature_classifier(
-...     "results/classifiers/digits.keras", x_train, y_train, x_test, y_test)
->>> clf.test_accuracy > 0.9
+>>> clf = load_or_train_feature_classifier(    # the pipeline trains 30 epochs (~98% accuracy)
+...     "classifiers/digits.keras", x_train, y_train, x_test, y_test, epochs=5)
+>>> clf.test_accuracy > 0.8
 True
 >>> clf.features(x_test).shape
 (360, 64)

@@ -71,9 +71,12 @@ class GradientProbe:
         seed: seed of the probe's latents and mixing weights (NumPy only).
 
     Example:
-        >>> probe = GradientProbe(x_real, latent_dim=2, seed=0)    # doctest: +SKIP
-        >>> probe(critic, generator)                               # doctest: +SKIP
-        0.73...
+        >>> from keras_sngan import datasets, models
+        >>> x_real = datasets.sample_toy("8gaussians", 64, seed=0)
+        >>> probe = GradientProbe(x_real, latent_dim=2, seed=0)
+        >>> norm = probe(models.toy_critic(width=16), models.toy_generator(width=16))
+        >>> norm > 0.0
+        True
     """
 
     def __init__(self, real, latent_dim: int, seed: int = 0):

@@ -327,3 +327,13 @@ def test_markdown_and_html_carry_each_verdict_with_its_numbers():
     assert "tol_range" in page and "Constants: SMALL_REL=0.1" in page
     for text in (md, page):
         assert "2b. *GP risks overfitting.*" in text  # the rules are printed with the verdicts
+
+
+def test_markdown_table_escapes_pipes_in_a_claim():
+    from keras_sngan.experiments import claims_report
+
+    entry = {"id": "5", "claim": "SN bounds ||W||_2", "verdict": claims.SUPPORTED, "numbers": [], "note": "",
+             "used": {}}
+    context = {"seeds": [0], "window": [150, 250], "runs": 3, "gp_weights": {}, "overfit_runs": 0}
+    row = [line for line in claims_report.markdown([entry], context).splitlines() if line.startswith("| 5 |")]
+    assert row == [r"| 5 | SN bounds \|\|W\|\|_2 | **supported** |"]

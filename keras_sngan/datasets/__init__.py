@@ -28,6 +28,7 @@ Example:
 TensorShape([1280, 2])
 >>> data.heldout.shape
 (2000, 2)
+
 The implementation is split by job: :mod:`.toy` (the toy sets), :mod:`.digits`
 (scikit-learn's digits), :mod:`.tfds` (TFDS image sets) and :mod:`.loading`
 (the entry points). Everything public is importable from here.

@@ -141,10 +141,14 @@ def run(
         iterations: generator iterations per seed.
         records: gap measurements after every ``iterations / records``
             iterations (plus iteration 0).
-        batch_size, n_critic: critic batch size and critic steps per generator step.
-        width, depth: the toy MLPs' hidden width and number of hidden layers.
+        batch_size: critic batch size.
+        n_critic: critic steps per generator step.
+        width: the toy MLPs' hidden width.
+        depth: the toy MLPs' number of hidden layers.
         optimizer: spec for :func:`keras_sngan.experiments.training.make_optimizer`.
-        gp_weight, clip_value, sn_method: the method's constraint settings.
+        gp_weight: the gradient penalty's weight (method ``"gp"``).
+        clip_value: the clipping bound (method ``"clip"``).
+        sn_method: the `SpectralNormalization` method (method ``"sn"``).
         threads: TensorFlow intra-op threads.
     """
     seeds = _check(dataset, method, seeds, iterations, records, batch_size, n_critic, width, depth)

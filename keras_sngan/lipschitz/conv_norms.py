@@ -73,8 +73,10 @@ def circulant_norm_bound(kernel, in_sizes, out_sizes, strides, dilations) -> flo
     Args:
         kernel: ``(groups, *k, c_in, c_out)`` array (a group axis of 1 for an
             ordinary convolution).
-        in_sizes, out_sizes: spatial sizes of the input and output (per axis).
-        strides, dilations: per axis.
+        in_sizes: spatial sizes of the input (per axis).
+        out_sizes: spatial sizes of the output (per axis).
+        strides: per axis.
+        dilations: per axis.
 
     Returns:
         ``max`` over groups of the circular operator's norm (see module docstring).

@@ -22,8 +22,11 @@ def frechet_distance(mu1, sigma1, mu2, sigma2, *, eps: float = 1e-6) -> float:
     reference code's diagonal offset biases the result by about ``-2 d eps``.
 
     Args:
-        mu1, mu2: mean vectors ``(d,)``.
-        sigma1, sigma2: covariance matrices ``(d, d)``, symmetric positive
+        mu1: mean vector ``(d,)`` of the first Gaussian.
+        sigma1: its covariance matrix ``(d, d)``, symmetric positive
+            semi-definite.
+        mu2: mean vector ``(d,)`` of the second Gaussian.
+        sigma2: its covariance matrix ``(d, d)``, symmetric positive
             semi-definite.
         eps: relative tolerance for round-off: eigenvalues down to ``-eps``
             times the largest are read as zero; more negative ones mean the
@@ -76,9 +79,10 @@ def frechet_distance_from_features(features_a, features_b) -> float:
     """:func:`frechet_distance` of Gaussians fitted to two feature sets.
 
     Args:
-        features_a, features_b: arrays ``(n, d)`` and ``(m, d)``, ``n, m >= 2``.
-            Use well over ``d`` samples: with fewer the covariance is singular
-            and the estimate is strongly biased.
+        features_a: array ``(n, d)``, ``n >= 2``. Use well over ``d``
+            samples: with fewer the covariance is singular and the estimate
+            is strongly biased.
+        features_b: array ``(m, d)``, ``m >= 2``; the same advice.
 
     Returns:
         The Frechet distance between ``N(mean_a, cov_a)`` and
