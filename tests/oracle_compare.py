@@ -79,22 +79,32 @@ def measure(generate, score, history, dataset, checkpoints, window, seed=0) -> d
 
 
 def run_oracle(dataset, method, seed, iterations, width, checkpoints, window, gp_weight=0.1, init="gan_toy",
-               optimizer=None) -> dict:
+               optimizer=None, clip_initial=False) -> dict:
     spec = settings(method, gp_weight)
     gan = oracle_wgan.OracleWGAN(method, width=width, gp_weight=spec.get("gp_weight", 0.1),
                                  clip_value=spec.get("clip_value", 0.01), init=init, seed=seed,
-                                 optimizer=optimizer)
+                                 optimizer=optimizer, clip_initial=clip_initial)
     history = gan.train(iterations, oracle_wgan.ToySampler(dataset, seed))
     return measure(gan.generate, gan.score, history["wasserstein"], dataset, checkpoints, window, seed)
 
 
 def run_ours(dataset, method, seed, iterations, width, checkpoints, window, gp_weight=0.1, threads=None,
-             n_critic=oracle_wgan.CRITIC_ITERS, optimizer=None) -> dict:
-    """Ours through `keras_sngan.experiments.training.train` at the oracle's settings."""
+             n_critic=oracle_wgan.CRITIC_ITERS, optimizer=None, probe=False) -> dict:
+    """Ours through `keras_sngan.experiments.training.train` at the oracle's settings.
+
+    ``probe=False`` replaces the recorder's per-iteration gradient probe by NaN:
+    it is a pure measurement (it draws no random numbers and assigns no
+    variable, see `keras_sngan.gradient_probe`), so training is unchanged,
+    and at width 64 it costs a third of a run.
+    """
+    import contextlib
+    from unittest import mock
+
     import keras
     import pandas as pd
 
     from keras_sngan.experiments import training
+    from keras_sngan.gradient_probe import GradientProbe
 
     spec = settings(method, gp_weight)
     opt = {"name": spec["optimizer"], "learning_rate": spec["learning_rate"]}
@@ -107,7 +117,8 @@ def run_ours(dataset, method, seed, iterations, width, checkpoints, window, gp_w
         def on_train_end(self, logs=None):
             captured["gan"] = self.model
 
-    with tempfile.TemporaryDirectory() as out_dir:
+    no_probe = mock.patch.object(GradientProbe, "__call__", lambda self, critic, generator: float("nan"))
+    with tempfile.TemporaryDirectory() as out_dir, (contextlib.nullcontext() if probe else no_probe):
         training.train(
             out_dir, dataset, method, seed, iterations, oracle_wgan.BATCH_SIZE, n_critic=n_critic,
             model={"width": width, "depth": oracle_wgan.DEPTH}, optimizer=opt,
@@ -176,3 +187,102 @@ def format_table(method: str, table: dict) -> str:
 
 def dumps(obj) -> str:
     return json.dumps(obj, indent=2, sort_keys=False)
+
+
+# ----------------------------------------------------------------- lockstep (same weights, data and draws)
+class _Draws:
+    """Pre-drawn noise and mixing weights, handed out in order (one queue per kind)."""
+
+    def __init__(self, seed, batch):
+        rng = np.random.default_rng([seed, 5])
+        self.normals = [rng.standard_normal((batch, 2)).astype(np.float32) for _ in range(200)]
+        self.uniforms = [rng.uniform(size=(batch, 1)).astype(np.float32) for _ in range(200)]
+
+    def normal(self, shape):
+        return self.normals.pop(0).reshape(shape)
+
+    def uniform(self, shape, minval=0.0, maxval=1.0):
+        return self.uniforms.pop(0).reshape(shape)
+
+
+def lockstep(method, iterations=3, width=32, batch=64, seed=0, gp_weight=0.1, sgd=None, oracle_gp_weight=None):
+    """Our `WGAN.train_step` and the oracle from the same weights, data and random draws.
+
+    Ours is built as `keras_sngan.experiments.training.train` builds it and
+    its steps run eagerly; the noise of every critic and generator update and
+    the penalty's mixing weights come from one pre-drawn stream that both
+    consume in the same order. The oracle runs with Keras' optimizer epsilon
+    (1e-7; for RMSprop also its zero-initialized accumulator) and, for
+    ``"clip"``, clipped initial weights, the choices of ours. ``sgd=lr``
+    replaces both trainers' optimizers by plain gradient descent: Adam's
+    first steps are about ``lr * sign(gradient)`` whatever the gradient's
+    size, so they would hide a wrong gradient (a wrong penalty weight, say),
+    and they amplify float rounding in near-zero gradients to full steps.
+    ``oracle_gp_weight`` gives the oracle another penalty weight (to show
+    that a difference is seen).
+
+    Returns ``(ours, oracle, largest |difference| / largest |weight|)`` with
+    the weights of both after ``iterations`` iterations, critic then
+    generator, as NumPy arrays.
+    """
+    from unittest import mock
+
+    import tensorflow as tf
+
+    from keras_sngan.experiments import training
+    from keras_sngan.wgan import WGAN, critic_step, generator_step
+
+    spec = settings(method, gp_weight)
+    opt = {"name": spec["optimizer"], "learning_rate": spec["learning_rate"]}
+    if spec["optimizer"] == "adam":
+        opt.update(beta_1=spec["beta_1"], beta_2=spec["beta_2"])
+    gan, _ = training._build_wgan(  # what train() runs
+        "8gaussians", method, {"width": width, "depth": oracle_wgan.DEPTH}, opt, seed, oracle_wgan.CRITIC_ITERS,
+        spec.get("gp_weight", 0.1), spec.get("clip_value", 0.01), (2,), WGAN,
+    )
+    keras_like = {"epsilon": 1e-7} if spec["optimizer"] == "adam" else {"epsilon": 1e-7, "initial_mean_square": 0.0}
+    if sgd is not None:
+        import keras
+
+        gan.compile(critic_optimizer=keras.optimizers.SGD(sgd), generator_optimizer=keras.optimizers.SGD(sgd))
+        keras_like = {"optimizer": "sgd", "learning_rate": sgd}
+    oracle_gp_weight = spec.get("gp_weight", 0.1) if oracle_gp_weight is None else oracle_gp_weight
+    oracle = oracle_wgan.OracleWGAN(method, width=width, batch_size=batch, gp_weight=oracle_gp_weight,
+                                    init="glorot", seed=seed, optimizer=keras_like)
+    for mine, theirs in ((gan.critic, oracle.critic), (gan.generator, oracle.generator)):
+        values = [v.numpy() for v in mine.trainable_variables]
+        assert len(values) == len(theirs.variables)
+        for variable, value in zip(theirs.variables, values):
+            variable.assign(value)
+
+    ours_draws, oracle_draws = _Draws(seed, batch), _Draws(seed, batch)
+    oracle.noise = oracle_draws
+
+    def draw_noise(gan_, local_batch, replica):
+        return tf.constant(ours_draws.normal((batch, 2)))
+
+    measurement = np.random.default_rng(1).uniform(size=(batch, 1)).astype(np.float32)
+
+    def penalty_interpolates(seed_generator, real, fake, replica):
+        alpha = tf.constant(ours_draws.uniform((batch, 1)))
+        return alpha * real + (1.0 - alpha) * fake
+
+    def measured_interpolates(seed_generator, real, fake, replica):  # clip/sn's logged norm: not part of training
+        return measurement * real + (1.0 - measurement) * fake
+
+    sampler = oracle_wgan.ToySampler("8gaussians", seed)
+    with mock.patch.object(generator_step, "draw_noise", draw_noise), \
+            mock.patch.object(critic_step, "interpolates", penalty_interpolates if method == "gp" else measured_interpolates):
+        for _ in range(iterations):
+            reals = [sampler.next(batch) for _ in range(oracle_wgan.CRITIC_ITERS)]
+            # WGAN.train_step splits an element strided: batch k = samples k, k + 5, k + 10, ...
+            element = np.stack(reals, axis=1).reshape(-1, 2)
+            gan.train_step(tf.constant(element))
+            for real in reals:
+                oracle._critic_step(tf.constant(real))
+            oracle._generator_step()
+    ours = [v.numpy() for v in gan.critic.trainable_variables + gan.generator.trainable_variables]
+    theirs = [v.numpy() for v in oracle.critic.variables + oracle.generator.variables]
+    scale = max(float(np.abs(w).max()) for w in theirs)
+    error = max(float(np.abs(a - b).max()) for a, b in zip(ours, theirs)) / scale
+    return ours, theirs, error

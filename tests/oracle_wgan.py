@@ -217,7 +217,20 @@ class RMSProp:
             var.assign_sub(self.lr * g / tf.sqrt(ms + self.eps))
 
 
+class SGD:
+    """Plain gradient descent (for lockstep checks, where Adam's sign-like first steps hide gradient errors)."""
+
+    def __init__(self, variables, learning_rate):
+        self.variables, self.lr = variables, learning_rate
+
+    def apply(self, grads):
+        for var, g in zip(self.variables, grads):
+            var.assign_sub(self.lr * g)
+
+
 def _optimizer(variables, spec):
+    if spec["optimizer"] == "sgd":
+        return SGD(variables, spec["learning_rate"])
     if spec["optimizer"] == "rmsprop":
         return RMSProp(variables, spec["learning_rate"], spec.get("rho", 0.9), spec.get("epsilon", 1e-10),
                        spec.get("initial_mean_square", 1.0))
@@ -239,12 +252,16 @@ class OracleWGAN:
             layers) or ``"glorot"`` (Glorot uniform everywhere).
         seed: seed of the weights (NumPy) and of the noise / mixing weights
             (`tf.random.Generator`).
-        optimizer: overrides ``REFERENCE_SETTINGS[method]`` (a dict with
-            ``optimizer``, ``learning_rate`` and Adam's ``beta_1``, ``beta_2``).
+        optimizer: overrides of ``REFERENCE_SETTINGS[method]``: ``optimizer``,
+            ``learning_rate``, Adam's ``beta_1``, ``beta_2``, ``epsilon``,
+            RMSProp's ``rho``, ``epsilon`` and ``initial_mean_square``.
+        clip_initial: for ``"clip"``, also clip the initial critic weights
+            (Arjovsky et al.'s code clamps before every critic update, so
+            before the first one too; gan_toy.py clips only after updates).
     """
 
     def __init__(self, method, width=DIM, depth=DEPTH, batch_size=BATCH_SIZE, n_critic=CRITIC_ITERS,
-                 gp_weight=0.1, clip_value=0.01, init="gan_toy", seed=0, optimizer=None):
+                 gp_weight=0.1, clip_value=0.01, init="gan_toy", seed=0, optimizer=None, clip_initial=False):
         if method not in METHODS:
             raise ValueError(f"OracleWGAN: `method` must be one of {METHODS}, received {method!r}.")
         if init not in ("gan_toy", "glorot"):
@@ -260,7 +277,11 @@ class OracleWGAN:
         self.critic_optimizer = _optimizer(self.critic.variables, spec)
         self.generator_optimizer = _optimizer(self.generator.variables, spec)
         self.noise = tf.random.Generator.from_seed(int(seed) * 1000 + 7)
-        self._iteration = tf.function(self._iteration_fn)
+        if method == "clip" and clip_initial:
+            self._clip()
+        # one graph per update (traced once each; cheaper to trace than an unrolled iteration)
+        self._critic_update = tf.function(self._critic_step)
+        self._generator_update = tf.function(self._generator_step)
 
     # -- one critic update: gan_toy.py's disc_cost and disc_train_op (+ clip_disc_weights)
     def _critic_step(self, real):
@@ -281,9 +302,12 @@ class OracleWGAN:
                 cost += self.gp_weight * tf.reduce_mean((slopes - 1.0) ** 2)
         self.critic_optimizer.apply(tape.gradient(cost, self.critic.variables))
         if self.method == "clip":
-            for var in self.critic.variables:
-                var.assign(tf.clip_by_value(var, -self.clip_value, self.clip_value))
+            self._clip()
         return cost, wasserstein
+
+    def _clip(self):  # gan_toy.py's clip_disc_weights: every critic variable, kernels and biases
+        for var in self.critic.variables:
+            var.assign(tf.clip_by_value(var, -self.clip_value, self.clip_value))
 
     # -- one generator update: gan_toy.py's gen_cost and gen_train_op
     def _generator_step(self):
@@ -292,15 +316,6 @@ class OracleWGAN:
             cost = -tf.reduce_mean(self.critic(self.generator(noise)))
         self.generator_optimizer.apply(tape.gradient(cost, self.generator.variables))
         return cost
-
-    def _iteration_fn(self, reals):
-        costs, estimates = [], []
-        for k in range(self.n_critic):
-            cost, wasserstein = self._critic_step(reals[k])
-            costs.append(cost)
-            estimates.append(wasserstein)
-        gen_cost = self._generator_step()
-        return tf.reduce_mean(tf.stack(costs)), tf.reduce_mean(tf.stack(estimates)), gen_cost
 
     def train(self, iterations, sampler):
         """Run ``iterations`` iterations on batches from ``sampler.next``.
@@ -312,10 +327,14 @@ class OracleWGAN:
         """
         history = {"critic_loss": [], "wasserstein": [], "generator_loss": []}
         for _ in range(int(iterations)):
-            reals = np.stack([sampler.next(self.batch_size) for _ in range(self.n_critic)])
-            cost, wasserstein, gen_cost = self._iteration(tf.constant(reals))
-            history["critic_loss"].append(float(cost))
-            history["wasserstein"].append(float(wasserstein))
+            costs, estimates = [], []
+            for _ in range(self.n_critic):
+                cost, wasserstein = self._critic_update(tf.constant(sampler.next(self.batch_size)))
+                costs.append(cost)
+                estimates.append(wasserstein)
+            gen_cost = self._generator_update()
+            history["critic_loss"].append(float(np.mean([float(c) for c in costs])))
+            history["wasserstein"].append(float(np.mean([float(w) for w in estimates])))
             history["generator_loss"].append(float(gen_cost))
         return history
 
