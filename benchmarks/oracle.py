@@ -13,7 +13,10 @@ the critic's logged Wasserstein estimate at fixed iterations, the trained
 critic's held-out estimate), and ``oracle_compare.agreement`` decides per
 metric whether the two agree within seed spread.
 
-``--gan-toy`` adds, per method, the oracle at gan_toy.py's own settings
+``--variants ... oracle_sn_miyato`` adds for SN the oracle with Miyato et
+al.'s reparametrization written in plain TensorFlow instead of Keras' layer
+(which writes ``W / sigma`` into the kernel and has no gradient through
+sigma). ``--gan-toy`` adds, per method, the oracle at gan_toy.py's own settings
 (He initialization, TF1 RMSProp), reported next to ours with the same rule:
 where it disagrees, the setting (not the trainer) makes the difference.
 
@@ -47,6 +50,21 @@ AT_OUR_SETTINGS = {  # the same as tests/test_oracle.py's ORACLE_AT_OUR_SETTINGS
 }
 
 
+VARIANTS = ("ours", "oracle", "oracle_gan_toy", "oracle_sn_miyato")
+
+
+def run_variant(name, method, seed, common):
+    if name == "ours":
+        return oracle_compare.run_ours("8gaussians", method, seed, **common)
+    if name == "oracle":
+        return oracle_compare.run_oracle("8gaussians", method, seed, **common, **AT_OUR_SETTINGS[method])
+    if name == "oracle_gan_toy":
+        return oracle_compare.run_oracle("8gaussians", method, seed, **common, init="gan_toy")
+    # the oracle at our settings with Miyato's SN written in plain TensorFlow instead of Keras' layer
+    return oracle_compare.run_oracle("8gaussians", method, seed, **common, **AT_OUR_SETTINGS[method],
+                                     sn_layer="miyato")
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--width", type=int, default=512)
@@ -54,6 +72,8 @@ def main(argv=None):
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     parser.add_argument("--methods", nargs="+", default=["gp", "clip", "sn"])
     parser.add_argument("--gan-toy", action="store_true", help="also the oracle at gan_toy.py's own settings")
+    parser.add_argument("--variants", nargs="+", default=None, choices=VARIANTS,
+                        help="runs to make (default: ours, oracle, and oracle_gan_toy with --gan-toy)")
     parser.add_argument("--threads", type=int, default=None, help="TensorFlow / BLAS threads")
     parser.add_argument("--quick", action="store_true", help="width 32, 100 iterations, seeds 0 1")
     args = parser.parse_args(argv)
@@ -72,33 +92,29 @@ def main(argv=None):
     common = dict(iterations=t, width=args.width, checkpoints=checkpoints, window=window)
     start = time.perf_counter()
     results = {}
+    variants = args.variants or ["ours", "oracle"] + (["oracle_gan_toy"] if args.gan_toy else [])
+    if "ours" not in variants or len(variants) < 2:
+        parser.error("--variants must hold 'ours' and at least one oracle")
     for method in args.methods:
-        runs = {"ours": [], "oracle": [], "oracle_gan_toy": []}
-        seconds = {name: 0.0 for name in runs}
+        names = [v for v in variants if v != "oracle_sn_miyato" or method == "sn"]
+        runs = {name: [] for name in names}
+        seconds = {name: 0.0 for name in names}
         for seed in args.seeds:
-            for name in runs:
-                if name == "oracle_gan_toy" and not args.gan_toy:
-                    continue
+            for name in names:
                 begin = time.perf_counter()
-                if name == "ours":
-                    row = oracle_compare.run_ours("8gaussians", method, seed, **common)
-                elif name == "oracle":
-                    row = oracle_compare.run_oracle("8gaussians", method, seed, **common, **AT_OUR_SETTINGS[method])
-                else:
-                    row = oracle_compare.run_oracle("8gaussians", method, seed, **common, init="gan_toy")
+                row = run_variant(name, method, seed, common)
                 seconds[name] += time.perf_counter() - begin
                 runs[name].append({"seed": seed, **row})
                 print(f"{method} {name} seed {seed}: {row}", file=sys.stderr, flush=True)
-        entry = {"runs": {k: v for k, v in runs.items() if v}}
+        entry = {"runs": runs}
         strip = lambda rows: [{k: v for k, v in r.items() if k != "seed"} for r in rows]  # noqa: E731
-        entry["agreement"] = oracle_compare.agreement(strip(runs["ours"]), strip(runs["oracle"]))
-        entry["all_agree"] = all(row["agree"] for row in entry["agreement"].values())
-        if args.gan_toy:
-            entry["agreement_with_gan_toy_settings"] = oracle_compare.agreement(
-                strip(runs["ours"]), strip(runs["oracle_gan_toy"])
-            )
-        entry["seconds"] = {k: round(v, 1) for k, v in seconds.items() if v}
-        print(oracle_compare.format_table(method, entry["agreement"]), file=sys.stderr, flush=True)
+        for name in names[1:]:  # ours vs each oracle ("agreement": vs the oracle at our settings)
+            key = {"oracle": "agreement", "oracle_gan_toy": "agreement_with_gan_toy_settings"}.get(name, f"agreement_with_{name.removeprefix('oracle_')}")
+            entry[key] = oracle_compare.agreement(strip(runs["ours"]), strip(runs[name]))
+            print(oracle_compare.format_table(f"{method} ours vs {name}", entry[key]), file=sys.stderr, flush=True)
+        if "agreement" in entry:
+            entry["all_agree"] = all(row["agree"] for row in entry["agreement"].values())
+        entry["seconds"] = {k: round(v, 1) for k, v in seconds.items()}
         results[method] = entry
     out = {
         "benchmark": "oracle_comparison",
@@ -110,6 +126,7 @@ def main(argv=None):
             "reference_scale": {"width": 512, "iterations": 2000, "seeds": 3},
             "rule": "|mean_ours - mean_oracle| <= 3 * pooled seed sd + floors (oracle_compare.FLOORS)",
             "oracle_at_our_settings": AT_OUR_SETTINGS,
+            "variants": variants,
         },
         "results": results,
         "wall_seconds": round(time.perf_counter() - start, 1),

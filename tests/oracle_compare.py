@@ -79,11 +79,11 @@ def measure(generate, score, history, dataset, checkpoints, window, seed=0) -> d
 
 
 def run_oracle(dataset, method, seed, iterations, width, checkpoints, window, gp_weight=0.1, init="gan_toy",
-               optimizer=None, clip_initial=False) -> dict:
+               optimizer=None, clip_initial=False, sn_layer="keras") -> dict:
     spec = settings(method, gp_weight)
     gan = oracle_wgan.OracleWGAN(method, width=width, gp_weight=spec.get("gp_weight", 0.1),
                                  clip_value=spec.get("clip_value", 0.01), init=init, seed=seed,
-                                 optimizer=optimizer, clip_initial=clip_initial)
+                                 optimizer=optimizer, clip_initial=clip_initial, sn_layer=sn_layer)
     history = gan.train(iterations, oracle_wgan.ToySampler(dataset, seed))
     return measure(gan.generate, gan.score, history["wasserstein"], dataset, checkpoints, window, seed)
 

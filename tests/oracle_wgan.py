@@ -179,6 +179,43 @@ class KerasSNCritic:
         return x
 
 
+class MiyatoSNCritic:
+    """The same critic with SN as Miyato et al.'s reparametrization, in plain TensorFlow.
+
+    Each layer computes ``x W / sigma + b`` with ``sigma = v W u^T`` from one
+    power iteration on a persistent ``u`` (updated in training mode only);
+    ``u`` and ``v`` are held constant in the gradient, which flows through
+    ``W / sigma`` (Miyato et al. 2018, Algorithm 1). Not Keras' layer:
+    for telling the SN algorithm apart from the trainer.
+    """
+
+    def __init__(self, rng, sizes, init):
+        self.kernels, self.biases, self.us = [], [], []
+        for i, (fan_in, fan_out) in enumerate(zip(sizes[:-1], sizes[1:])):
+            self.kernels.append(tf.Variable(_initial_kernel(rng, fan_in, fan_out, i < len(sizes) - 2, init)))
+            self.biases.append(tf.Variable(tf.zeros((fan_out,))))
+            u = rng.standard_normal((1, fan_out)).astype(np.float32)
+            self.us.append(tf.Variable(u / np.linalg.norm(u), trainable=False))
+        self.variables = [v for pair in zip(self.kernels, self.biases) for v in pair]
+
+    def __call__(self, x, training=True):
+        for i, (w, b, u) in enumerate(zip(self.kernels, self.biases, self.us)):
+            x = tf.matmul(x, w / self.sigma(w, u, training)) + b
+            if i < len(self.kernels) - 1:
+                x = tf.nn.relu(x)
+        return x
+
+    @staticmethod
+    def sigma(w, u, training):
+        """``v W u^T`` after one power iteration (training: ``u`` advances and is stored)."""
+        v = tf.math.l2_normalize(tf.matmul(u, w, transpose_b=True))
+        u_next = tf.math.l2_normalize(tf.matmul(v, w)) if training else u.value()
+        if training:
+            u.assign(u_next)
+        v, u_next = tf.stop_gradient(v), tf.stop_gradient(u_next)
+        return tf.reduce_sum(tf.matmul(v, w) * u_next)
+
+
 # ----------------------------------------------------------------- optimizers (TF1 update rules)
 class Adam:
     """``tf.train.AdamOptimizer``: bias-corrected step, ``epsilon`` outside the root (1e-8)."""
@@ -258,10 +295,13 @@ class OracleWGAN:
         clip_initial: for ``"clip"``, also clip the initial critic weights
             (Arjovsky et al.'s code clamps before every critic update, so
             before the first one too; gan_toy.py clips only after updates).
+        sn_layer: for ``"sn"``, ``"keras"`` (``keras.layers.SpectralNormalization``,
+            the default) or ``"miyato"`` (`MiyatoSNCritic`).
     """
 
     def __init__(self, method, width=DIM, depth=DEPTH, batch_size=BATCH_SIZE, n_critic=CRITIC_ITERS,
-                 gp_weight=0.1, clip_value=0.01, init="gan_toy", seed=0, optimizer=None, clip_initial=False):
+                 gp_weight=0.1, clip_value=0.01, init="gan_toy", seed=0, optimizer=None, clip_initial=False,
+                 sn_layer="keras"):
         if method not in METHODS:
             raise ValueError(f"OracleWGAN: `method` must be one of {METHODS}, received {method!r}.")
         if init not in ("gan_toy", "glorot"):
@@ -271,7 +311,9 @@ class OracleWGAN:
         rng = np.random.default_rng([int(seed), 1])
         hidden = [int(width)] * int(depth)
         self.generator = MLP(rng, [LATENT_DIM, *hidden, 2], init)
-        critic_class = KerasSNCritic if method == "sn" else MLP
+        if sn_layer not in ("keras", "miyato"):
+            raise ValueError(f"OracleWGAN: `sn_layer` must be 'keras' or 'miyato', received {sn_layer!r}.")
+        critic_class = MLP if method != "sn" else (KerasSNCritic if sn_layer == "keras" else MiyatoSNCritic)
         self.critic = critic_class(rng, [2, *hidden, 1], init)
         spec = dict(REFERENCE_SETTINGS[method], **(optimizer or {}))
         self.critic_optimizer = _optimizer(self.critic.variables, spec)
