@@ -43,9 +43,10 @@ import pytest
 
 import oracle_compare
 import oracle_wgan
+from conftest import tensorflow_only
 
 # One worker runs the module, so ours' GP runs are computed once for both GP tests.
-pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("oracle")]
+pytestmark = [pytest.mark.slow, tensorflow_only, pytest.mark.xdist_group("oracle")]
 
 DATASET = "8gaussians"
 WIDTH = 64
