@@ -37,6 +37,10 @@ benchmark: install
 	mkdir -p benchmarks/results
 	$(BIN)/python benchmarks/layers.py --out benchmarks/results/layers.json
 	$(BIN)/python benchmarks/train_step.py > benchmarks/results/train_step.json
+	# ours vs the independent oracle of tests/oracle_wgan.py: about 12 + 4 minutes on this 2-core machine
+	$(BIN)/python benchmarks/oracle.py --width 128 --iterations 1000 --gan-toy --threads 1 > benchmarks/results/oracle.json
+	$(BIN)/python benchmarks/oracle.py --width 128 --iterations 1000 --methods sn --variants ours oracle_sn_miyato \
+		--threads 1 > benchmarks/results/oracle_sn_miyato.json
 
 # The documentation site (mkdocs.yml, docs/) into site/; --strict: a broken link, a missing
 # reference or a docstring that does not render fails the build (tests/test_docs.py does the same).
