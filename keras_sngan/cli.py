@@ -94,6 +94,8 @@ def _add_train(sub):
     p.add_argument("--learning-rate", type=float, default=1e-4)
     p.add_argument("--beta-1", type=float, default=0.5)
     p.add_argument("--beta-2", type=float, default=0.9)
+    p.add_argument("--epsilon", type=float, default=None,
+                   help="optimizer epsilon (default: Keras' own, 1e-7; gan_toy.py's TF1 optimizers: 1e-10 RMSprop, 1e-8 Adam)")
     p.add_argument("--gp-weight", type=float, default=10.0)
     p.add_argument("--clip-value", type=float, default=0.01)
     p.add_argument("--epochs", type=int, default=10,
@@ -178,6 +180,8 @@ def _add_overfit(sub):
     p.add_argument("--learning-rate", type=float, default=1e-4)
     p.add_argument("--beta-1", type=float, default=0.5)
     p.add_argument("--beta-2", type=float, default=0.9)
+    p.add_argument("--epsilon", type=float, default=None,
+                   help="optimizer epsilon (default: Keras' own, 1e-7; gan_toy.py's TF1 optimizers: 1e-10 RMSprop, 1e-8 Adam)")
     p.add_argument("--gp-weight", type=float, default=10.0)
     p.add_argument("--clip-value", type=float, default=0.01)
     p.add_argument("--threads", type=int, default=None)
@@ -242,7 +246,8 @@ def run(args) -> dict | None:
                      critic_channels=args.critic_channels, generator_channels=args.generator_channels)
         if args.latent_dim is not None:
             model["latent_dim"] = args.latent_dim
-        optimizer = dict(name=args.optimizer, learning_rate=args.learning_rate, beta_1=args.beta_1, beta_2=args.beta_2)
+        optimizer = dict(name=args.optimizer, learning_rate=args.learning_rate, beta_1=args.beta_1, beta_2=args.beta_2,
+                         epsilon=args.epsilon)
         return training.train(
             args.out_dir, args.dataset, args.method, args.seed, args.iterations, args.batch_size,
             n_critic=args.n_critic, model=model, optimizer=optimizer, gp_weight=args.gp_weight,
@@ -297,7 +302,8 @@ def run(args) -> dict | None:
     if args.command == "overfit":
         from keras_sngan.experiments import overfitting
 
-        optimizer = dict(name=args.optimizer, learning_rate=args.learning_rate, beta_1=args.beta_1, beta_2=args.beta_2)
+        optimizer = dict(name=args.optimizer, learning_rate=args.learning_rate, beta_1=args.beta_1, beta_2=args.beta_2,
+                         epsilon=args.epsilon)
         table = overfitting.run(
             args.out, args.dataset, args.train_size, args.method, args.seeds, label=args.label,
             iterations=args.iterations, records=args.records, batch_size=args.batch_size, n_critic=args.n_critic,

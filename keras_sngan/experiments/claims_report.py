@@ -106,8 +106,9 @@ def _context_lines(context):
     return [
         f"Seeds: {context['seeds']} ({context['runs']} comparison runs). \"About iteration 200\" = iterations "
         f"{context['window'][0]}-{context['window'][1]}. Numbers are mean ± standard deviation over seeds.",
-        f"GP penalty weight lambda of the comparison runs (claims 1, 2a, 3), fixed before the runs by the rule "
-        f"\"every dataset uses the paper's lambda\": {weights}. Claim 2b uses the overfitting experiment's GP at "
+        f"GP penalty weight lambda of the comparison runs (claims 1, 2a, 3), fixed before the runs as the value "
+        f"of the code each experiment reproduces (toy sets: WGAN-GP's gan_toy.py, 0.1; images: Gulrajani et al., "
+        f"10): {weights}. Claim 2b uses the overfitting experiment's GP at "
         f"lambda = 10 (label gp); its GP at gan_toy.py's lambda = 0.1 (label gp0.1) is reported alongside "
         f"({context['overfit_runs']} overfitting runs).",
     ]

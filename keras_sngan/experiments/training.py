@@ -90,14 +90,26 @@ def build_models(dataset: str, method: str, model: dict, sample_shape=(2,)):
 
 
 def make_optimizer(spec: dict):
-    """A Keras optimizer from ``{"name": "adam"|"rmsprop", "learning_rate", "beta_1", "beta_2"}``."""
+    """A Keras optimizer from ``{"name": "adam"|"rmsprop", "learning_rate", "beta_1", "beta_2", "epsilon"}``.
+
+    ``epsilon`` (optional, else Keras' default 1e-7) is where Keras puts it:
+    under the square root for RMSprop (as TensorFlow 1's ``RMSPropOptimizer``,
+    which WGAN-GP's ``gan_toy.py`` used, default 1e-10), outside it for Adam
+    (TensorFlow 1's ``AdamOptimizer`` default 1e-8). It matters for weight
+    clipping: a clipped critic's gradients (RMS about 1e-6) sit far below
+    Keras' default floor ``sqrt(1e-7)``, so its RMSprop steps shrink to a
+    small fraction of the learning rate.
+    """
     import keras
 
     io.check_choice("make_optimizer", "name", spec.get("name"), OPTIMIZERS)
     lr = io.check_positive("make_optimizer", "learning_rate", spec.get("learning_rate"))
+    extra = {}
+    if spec.get("epsilon") is not None:
+        extra["epsilon"] = io.check_positive("make_optimizer", "epsilon", spec["epsilon"])
     if spec["name"] == "rmsprop":
-        return keras.optimizers.RMSprop(lr)
-    return keras.optimizers.Adam(lr, beta_1=float(spec.get("beta_1", 0.5)), beta_2=float(spec.get("beta_2", 0.9)))
+        return keras.optimizers.RMSprop(lr, **extra)
+    return keras.optimizers.Adam(lr, beta_1=float(spec.get("beta_1", 0.5)), beta_2=float(spec.get("beta_2", 0.9)), **extra)
 
 
 # --------------------------------------------------------------------------- diagnostics

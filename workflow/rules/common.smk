@@ -55,7 +55,7 @@ def method_args(method, toy=False):
     if toy and method == "gp":
         spec["gp_weight"] = CMP["toy"]["gp_weight"]
     args = f"--optimizer {spec['optimizer']} --learning-rate {spec['learning_rate']}"
-    for key in ("beta_1", "beta_2", "gp_weight", "clip_value", "sn_method"):
+    for key in ("beta_1", "beta_2", "epsilon", "gp_weight", "clip_value", "sn_method"):
         if key in spec:
             args += f" --{key.replace('_', '-')} {spec[key]}"
     return args
