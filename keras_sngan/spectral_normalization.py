@@ -38,8 +38,9 @@ class SpectralNormalization(keras.layers.Wrapper):
     initial value is already warmed up (``warmup_iterations`` steps from
     random vectors, run when Keras initializes the variables), so sigma is
     right from the first call however the layer was built: eagerly, through
-    ``keras.Input``, or symbolically inside ``predict`` / ``fit``. They are advanced by ``power_iterations`` steps only
-    when the layer is called with ``training=True``, and at inference sigma is
+    ``keras.Input``, or symbolically inside ``predict`` / ``fit``. They are
+    advanced by ``power_iterations`` steps only when the layer is called with
+    ``training=True``, and at inference sigma is
     recomputed from the stored vectors: an exported model uses exactly the
     normalized kernel it was trained with.
 
@@ -206,19 +207,22 @@ class SpectralNormalization(keras.layers.Wrapper):
         """Warm up vectors that Keras created inside a TensorFlow trace, on the first call.
 
         Such vectors start at zero (a value that power iteration never
-        produces). In a graph this is one ``cond`` per operator on a vector
-        norm, traced only into the functions whose trace built the layer;
-        eagerly a Python check.
+        produces). In a graph this is one ``cond`` per operator on ``u == 0``
+        and an assignment of the (possibly unchanged) vectors after it: under
+        ``tf.distribute`` a mirrored variable may not be assigned inside a
+        ``cond``. It is traced into the functions traced before an eager call
+        has warmed the vectors; after one, the check is gone.
         """
-        for index, (u_var, v_var) in enumerate(self._vectors):
+        in_graph = _in_tensorflow_trace()
+        for (u_var, v_var), warm_start in zip(self._vectors, self._warm_starts):
             with AutocastScope(None):
                 u, v = u_var.value, v_var.value
             cold = ops.all(ops.equal(u, 0.0))
-            warm_start = self._warm_starts[index]
-            in_graph = _in_tensorflow_trace()
-            u, v = ops.cond(cold, lambda: warm_start.warm_pair(in_graph), lambda u=u, v=v: (u, v))
+            u, v = ops.cond(cold, lambda w=warm_start: w.warm_pair(in_graph), lambda u=u, v=v: (u, v))
             u_var.assign(u)
             v_var.assign(v)
+        if not in_graph and not in_stateless_scope():  # the assignments above have happened
+            self._warm_in_call = False
 
     def _master_kernel(self):
         """The raw kernel in float32 (read without autocast, never rounded).
@@ -489,7 +493,6 @@ def _direction(operators, flat_vectors, coefficient):
     for other in directions[1:]:
         direction = direction + other
     return direction
-
 
 
 class _WarmStart:

@@ -309,10 +309,10 @@ class WGAN(keras.Model):
         if kwargs.get("validation_data") is not None or kwargs.get("validation_split"):
             raise ValueError(self._NO_VALIDATION)
         data = args[0] if args else kwargs.get("x")
-        if not _is_array(data) and len(args) < 9:  # shuffle is fit's 9th parameter
-            kwargs.setdefault("shuffle", False)
         if _is_array(data):
             args, kwargs = self._arrays_without_a_tiny_last_batch(data, args, kwargs)
+        elif len(args) < 9:  # shuffle is fit's 9th parameter
+            kwargs.setdefault("shuffle", False)
         callbacks = list(callbacks or [])
         if not any(isinstance(c, TerminateOnNonFinite) for c in callbacks):
             callbacks.append(TerminateOnNonFinite())
@@ -388,4 +388,4 @@ def _is_array(data):
     """NumPy arrays and backend tensors (which Keras batches by ``batch_size``), not datasets or generators."""
     import numpy as np
 
-    return isinstance(data, np.ndarray) or (keras.ops.is_tensor(data) and hasattr(data, "shape"))
+    return isinstance(data, np.ndarray) or keras.ops.is_tensor(data)
