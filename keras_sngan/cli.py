@@ -21,6 +21,10 @@ Subcommands:
 - ``claims``: verdicts on the poster's claims (``claims.md`` + JSON + HTML).
 - ``overfit``: one cell of the overfitting experiment (claim 2b), every seed.
 - ``overfit-table``: concatenate the overfitting cells into one table.
+- ``agreement``: does a reproduced results directory agree with the committed
+  one (claims' verdicts, headline metrics within the seeds' spread)? Exit
+  status 0 if it agrees, 1 if anything differs (listed on stdout). Needs
+  only json / numpy / pandas.
 
 Example::
 
@@ -191,6 +195,13 @@ def _add_overfit(sub):
     p.add_argument("--out", required=True)
 
 
+def _add_agreement(sub):
+    p = sub.add_parser("agreement", help="does a reproduced results directory agree with the committed one?")
+    p.add_argument("--committed", default="results", help="the committed results directory (default: results)")
+    p.add_argument("--reproduced", required=True, help="the directory a reproduction wrote (e.g. reproduction)")
+    p.add_argument("--out", default=None, help="Markdown report (a JSON twin is written next to it)")
+
+
 def build_parser():
     parser = argparse.ArgumentParser(prog="keras-sngan", description=__doc__.split("\n\n")[0])
     sub = parser.add_subparsers(dest="command", required=True)
@@ -199,6 +210,7 @@ def build_parser():
     _add_train(sub)
     _add_simple(sub)
     _add_overfit(sub)
+    _add_agreement(sub)
     return parser
 
 
@@ -317,6 +329,10 @@ def run(args) -> dict | None:
 
         overfitting.combine(args.inputs, args.out)
         return None
+    if args.command == "agreement":
+        from keras_sngan.experiments import agreement
+
+        return agreement.compare(args.committed, args.reproduced, out_md=args.out)
     raise ValueError(f"unknown command {args.command!r}")  # argparse prevents this
 
 
@@ -328,6 +344,12 @@ def main(argv=None) -> int:
     except ValueError as error:
         print(f"keras-sngan {args.command}: error: {error}", file=sys.stderr)
         return 2
+    if args.command == "agreement":  # a verdict for people and for make: the list, and the exit status
+        from keras_sngan.experiments.agreement import difference_lines
+
+        print("\n".join([result["headline"].split(":")[0] + f" ({args.reproduced} vs {args.committed})",
+                         *difference_lines(result)]))
+        return 0 if result["agrees"] else 1
     if result is not None:
         print(json.dumps(result, indent=2, default=str))
     return 0

@@ -1,0 +1,376 @@
+"""Did a reproduction agree with the committed results? One comparison, one report.
+
+:func:`compare` reads two results directories written by the pipeline (the
+committed ``results/`` and, say, the ``reproduction/`` that ``make reproduce``
+writes) and lists every difference; nothing that is missing is skipped. It
+needs only json, numpy and pandas: no TensorFlow, no Keras.
+
+What is compared, and the rule for each (constants are module constants):
+
+- **Claims** (``claims.json``): every claim's verdict, by id. A verdict that
+  differs, or a claim present on one side only, is a difference.
+- **Final metrics** (``tables/summary.csv``), per ``(dataset, method)``, every
+  ``<metric>_mean`` / ``<metric>_std`` pair except timing
+  (:data:`EXCLUDED_METRICS`: seconds per iteration depend on the machine).
+  The ``_std`` is the standard deviation over seeds (``ddof=1``) of the
+  per-seed values. A reproduced mean *agrees* when
+  ``|mean_r - mean_c| <= SPREAD_FACTOR * max(std_c, std_r)`` (or the two means
+  are equal up to float rounding, ``rtol=EXACT_RTOL``). Why: the seeds are
+  the only replicates we have, and on another machine (other BLAS, other
+  thread scheduling) a GAN run with the same seed follows another trajectory,
+  so a reproduction is a fresh draw of each seed. Two means of ``n``
+  independent draws with standard deviation ``s`` differ by about
+  ``s * sqrt(2 / n)`` (``0.82 s`` at the default 3 seeds), so ``2 s`` is about
+  2.4 standard errors of the difference: a reproduction that is a fresh draw
+  passes, one whose mean moved by more than the seeds scatter does not. The
+  larger of the two spreads is used so that a metric without spread on one
+  side (8 of 8 modes on every committed seed) does not fail a reproduction
+  whose seeds scatter around it, and vice versa. The number of seeds must
+  match; a value present on one side only (empty on the other) is a
+  difference; a value empty on both sides (modes of the swiss roll) is not
+  a metric of that row.
+- **Overfitting** (``tables/overfitting.csv``, claim 2b): the headline of each
+  ``(dataset, train_size, method)`` cell is the standardized train/held-out
+  gap ``std_gap`` (and the raw ``gap``) at the last recorded iteration, mean
+  and standard deviation over its seeds; the same rule as the final metrics.
+- **Gradient flow** (``tables/gradient_flow.csv``, claim 1): per
+  ``(config, iteration, layer)`` the geometric mean over seeds of the layer's
+  gradient norm, with its seeds' min and max. Gradient norms span decades, so
+  the rule works in log10: agree when ``|log10 g_r - log10 g_c| <=
+  SPREAD_FACTOR * max(h_c, h_r)`` with ``h = log10(max / min) / 2`` the
+  half-width, in decades, of a run's seed range (for the default two seeds
+  the standard deviation in log10 is ``h * sqrt(2)``, so this is "twice the
+  spread" up to a factor 0.7: slightly stricter than the final metrics'
+  rule); or equal up to float rounding. The number of seeds must match.
+
+A file present on one side only, a row (dataset/method, cell, layer) present
+on one side only, and a column present on one side only are differences.
+
+Example:
+    >>> import tempfile, json, os
+    >>> d = tempfile.mkdtemp()
+    >>> _ = [os.makedirs(os.path.join(d, side)) for side in ("a", "b")]
+    >>> for side in ("a", "b"):
+    ...     with open(os.path.join(d, side, "claims.json"), "w") as f:
+    ...         json.dump({"claims": [{"id": "1", "claim": "c", "verdict": "supported"}]}, f)
+    >>> report = compare(os.path.join(d, "a"), os.path.join(d, "b"))
+    >>> report["agrees"]   # the tables are missing on both sides: reported
+    False
+    >>> sorted({diff["kind"] for diff in report["differences"]})
+    ['file']
+"""
+
+from __future__ import annotations
+
+import math
+import os
+
+import numpy as np
+import pandas as pd
+
+from keras_sngan.experiments import io
+
+SPREAD_FACTOR = 2.0
+EXACT_RTOL = 1e-9
+EXCLUDED_METRICS = ("seconds_per_iteration",)
+OVERFIT_METRICS = ("std_gap", "gap")
+
+CLAIMS = "claims.json"
+SUMMARY = os.path.join("tables", "summary.csv")
+OVERFITTING = os.path.join("tables", "overfitting.csv")
+GRADIENT_FLOW = os.path.join("tables", "gradient_flow.csv")
+FILES = (CLAIMS, SUMMARY, OVERFITTING, GRADIENT_FLOW)
+
+RULES = {
+    "claims": "verdicts equal, claim by claim",
+    "summary": (f"|mean_r - mean_c| <= {SPREAD_FACTOR:g} * max(std_c, std_r) over seeds, per (dataset, method); "
+                f"seeds equal; excluded: {', '.join(EXCLUDED_METRICS)}"),
+    "overfitting": (f"{', '.join(OVERFIT_METRICS)} at the last recorded iteration, mean over seeds per "
+                    f"(dataset, train_size, method): |mean_r - mean_c| <= {SPREAD_FACTOR:g} * max(std_c, std_r)"),
+    "gradient_flow": (f"per (config, iteration, layer): |log10 g_r - log10 g_c| <= {SPREAD_FACTOR:g} * max(h_c, h_r), "
+                      "h = log10(max / min) / 2 the half-width in decades of the seeds' range "
+                      "(g: geometric mean over seeds); seeds equal"),
+}
+
+
+# --------------------------------------------------------------------------- rules
+def _equal(a, b) -> bool:
+    return bool(np.isclose(a, b, rtol=EXACT_RTOL, atol=0.0))
+
+
+def spread_agrees(mean_c, std_c, mean_r, std_r, factor=SPREAD_FACTOR) -> bool:
+    """``|mean_r - mean_c| <= factor * max(std_c, std_r)``, or equal up to float rounding."""
+    if _equal(mean_c, mean_r):
+        return True
+    return abs(mean_r - mean_c) <= factor * max(std_c, std_r)
+
+
+def log_range_agrees(g_c, lo_c, hi_c, g_r, lo_r, hi_r, factor=SPREAD_FACTOR) -> bool:
+    """Gradient-flow rule: ``|log10 g_r - log10 g_c| <= factor * max(h_c, h_r)``, ``h = log10(hi / lo) / 2``."""
+    if _equal(g_c, g_r):
+        return True
+    values = np.array([g_c, lo_c, hi_c, g_r, lo_r, hi_r], dtype=float)
+    if not np.all(values > 0):
+        return False  # a zero or negative norm agrees only when equal
+    width = max(math.log10(hi_c / lo_c), math.log10(hi_r / lo_r))
+    return abs(math.log10(g_r) - math.log10(g_c)) <= factor * width / 2
+
+
+# --------------------------------------------------------------------------- readers
+def _check_dir(name, path):
+    if not os.path.isdir(path):
+        raise ValueError(f"agreement.compare: `{name}`={os.fspath(path)!r} is not a directory.")
+
+
+def _present(committed, reproduced, name, differences):
+    """True if ``name`` exists on both sides; else record a file difference."""
+    here = {side: os.path.isfile(os.path.join(root, name)) for side, root in
+            (("committed", committed), ("reproduced", reproduced))}
+    if all(here.values()):
+        return True
+    differences.append(dict(kind="file", table=name.replace(os.sep, "/"), item=name.replace(os.sep, "/"),
+                            committed="present" if here["committed"] else "missing",
+                            reproduced="present" if here["reproduced"] else "missing"))
+    return False
+
+
+def _key_label(key):
+    return "/".join(str(k) for k in key) if isinstance(key, tuple) else str(key)
+
+
+def _compare_rows(table, committed, reproduced, differences):
+    """Rows present on one side only are differences; return the keys present on both."""
+    for key in committed.keys() - reproduced.keys():
+        differences.append(dict(kind="row", table=table, item=_key_label(key), committed="present", reproduced="missing"))
+    for key in reproduced.keys() - committed.keys():
+        differences.append(dict(kind="row", table=table, item=_key_label(key), committed="missing", reproduced="present"))
+    return [key for key in committed if key in reproduced]
+
+
+def _metric_difference(table, key, metric, c, r, tolerance):
+    return dict(kind="metric", table=table, item=f"{_key_label(key)} {metric}", key=_key_label(key), metric=metric,
+                committed=c, reproduced=r, tolerance=tolerance)
+
+
+def _stat(mean, std, n=None):
+    stat = {"mean": None if pd.isna(mean) else float(mean), "std": None if pd.isna(std) else float(std)}
+    if n is not None:
+        stat["n"] = int(n)
+    return stat
+
+
+def _compare_stats(table, key, metric, c, r, differences):
+    """One metric of one row by the spread rule; return 1 if it was compared."""
+    c_missing, r_missing = c["mean"] is None, r["mean"] is None
+    if c_missing and r_missing:
+        return 0
+    if c_missing or r_missing:
+        differences.append(_metric_difference(table, key, metric, c, r, None))
+        return 1
+    c_std, r_std = c["std"] or 0.0, r["std"] or 0.0
+    if not spread_agrees(c["mean"], c_std, r["mean"], r_std):
+        differences.append(_metric_difference(table, key, metric, c, r, SPREAD_FACTOR * max(c_std, r_std)))
+    return 1
+
+
+# --------------------------------------------------------------------------- the four files
+def compare_claims(committed, reproduced, differences) -> int:
+    """Verdict by claim id; return the number of claims compared."""
+    sides = []
+    for root in (committed, reproduced):
+        data = io.read_json(os.path.join(root, CLAIMS))
+        if not isinstance(data, dict) or not isinstance(data.get("claims"), list):
+            raise ValueError(f"agreement.compare: {os.path.join(root, CLAIMS)!r} has no `claims` list.")
+        sides.append({str(c["id"]): c.get("verdict") for c in data["claims"]})
+    c_verdicts, r_verdicts = sides
+    for claim in list(c_verdicts) + [k for k in r_verdicts if k not in c_verdicts]:
+        c, r = c_verdicts.get(claim, "missing"), r_verdicts.get(claim, "missing")
+        if c != r:
+            differences.append(dict(kind="claim", table=CLAIMS, item=f"claim {claim}", committed=c, reproduced=r))
+    return len(set(c_verdicts) | set(r_verdicts))
+
+
+def _summary_stats(frame):
+    metrics = [c[: -len("_mean")] for c in frame.columns
+               if c.endswith("_mean") and f"{c[:-len('_mean')]}_std" in frame.columns]
+    metrics = [m for m in metrics if m not in EXCLUDED_METRICS]
+    rows = {}
+    for _, row in frame.iterrows():
+        rows[(row["dataset"], row["method"])] = {
+            "seeds": int(row["seeds"]),
+            **{m: _stat(row[f"{m}_mean"], row[f"{m}_std"], row["seeds"]) for m in metrics},
+        }
+    return metrics, rows
+
+
+def compare_summary(committed, reproduced, differences) -> int:
+    """Final metrics per (dataset, method) by the spread rule; return the number of values compared."""
+    table = SUMMARY.replace(os.sep, "/")
+    (c_metrics, c_rows), (r_metrics, r_rows) = (
+        _summary_stats(pd.read_csv(os.path.join(root, SUMMARY))) for root in (committed, reproduced))
+    metrics = c_metrics + [m for m in r_metrics if m not in c_metrics]
+    compared = 0
+    for key in _compare_rows(table, c_rows, r_rows, differences):
+        c, r = c_rows[key], r_rows[key]
+        if c["seeds"] != r["seeds"]:
+            differences.append(dict(kind="metric", table=table, item=f"{_key_label(key)} seeds", key=_key_label(key),
+                                    metric="seeds", committed=c["seeds"], reproduced=r["seeds"], tolerance=0))
+        for metric in metrics:
+            empty = _stat(float("nan"), float("nan"))
+            compared += _compare_stats(table, key, metric, c.get(metric, empty), r.get(metric, empty), differences)
+    return compared
+
+
+def _overfit_stats(frame):
+    last = frame[frame["iteration"] == frame.groupby(["dataset", "train_size", "method"])["iteration"].transform("max")]
+    rows = {}
+    for key, g in last.groupby(["dataset", "train_size", "method"], sort=False):
+        key = (key[0], str(key[1]), key[2])
+        rows[key] = {m: _stat(g[m].mean(), g[m].std(ddof=1) if len(g) > 1 else 0.0, len(g))
+                     for m in OVERFIT_METRICS if m in g}
+    return rows
+
+
+def compare_overfitting(committed, reproduced, differences) -> int:
+    """Claim 2b's headline per cell by the spread rule; return the number of values compared."""
+    table = OVERFITTING.replace(os.sep, "/")
+    c_rows, r_rows = (_overfit_stats(pd.read_csv(os.path.join(root, OVERFITTING))) for root in (committed, reproduced))
+    compared = 0
+    empty = _stat(float("nan"), float("nan"))
+    for key in _compare_rows(table, c_rows, r_rows, differences):
+        for metric in OVERFIT_METRICS:
+            compared += _compare_stats(table, key, metric, c_rows[key].get(metric, empty),
+                                       r_rows[key].get(metric, empty), differences)
+    return compared
+
+
+def _flow_rows(frame):
+    return {
+        (row["config"], int(row["iteration"]), row["layer"]): (
+            float(row["grad_norm_geomean"]), float(row["grad_norm_min"]), float(row["grad_norm_max"]), int(row["seeds"]))
+        for _, row in frame.iterrows()
+    }
+
+
+def compare_gradient_flow(committed, reproduced, differences) -> int:
+    """Per-layer gradient norms by the log-range rule; return the number of values compared."""
+    table = GRADIENT_FLOW.replace(os.sep, "/")
+    c_rows, r_rows = (_flow_rows(pd.read_csv(os.path.join(root, GRADIENT_FLOW))) for root in (committed, reproduced))
+    compared = 0
+    for key in _compare_rows(table, c_rows, r_rows, differences):
+        (g_c, lo_c, hi_c, n_c), (g_r, lo_r, hi_r, n_r) = c_rows[key], r_rows[key]
+        compared += 1
+        if n_c != n_r or not log_range_agrees(g_c, lo_c, hi_c, g_r, lo_r, hi_r):
+            width = max(math.log10(hi_c / lo_c), math.log10(hi_r / lo_r)) if min(lo_c, lo_r) > 0 else None
+            differences.append(dict(
+                kind="metric", table=table, item=f"{_key_label(key)} grad_norm", key=_key_label(key),
+                metric="grad_norm_geomean",
+                committed={"geomean": g_c, "min": lo_c, "max": hi_c, "n": n_c},
+                reproduced={"geomean": g_r, "min": lo_r, "max": hi_r, "n": n_r},
+                tolerance=None if width is None else f"{SPREAD_FACTOR * width / 2:.3g} decades",
+            ))
+    return compared
+
+
+COMPARERS = {
+    CLAIMS: ("claims", compare_claims),
+    SUMMARY: ("summary", compare_summary),
+    OVERFITTING: ("overfitting", compare_overfitting),
+    GRADIENT_FLOW: ("gradient_flow", compare_gradient_flow),
+}
+
+
+# --------------------------------------------------------------------------- entry point
+def compare(committed, reproduced, out_md=None, out_json=None) -> dict:
+    """Compare the ``reproduced`` results directory with the ``committed`` one.
+
+    Args:
+        committed: the results directory in git (``results``).
+        reproduced: a directory the pipeline wrote with the same layout
+            (``snakemake --config results=reproduction``).
+        out_md: if given, write the Markdown report there; its first line is
+            ``agrees`` or ``differs`` followed by what differs.
+        out_json: if given, write the same content as JSON there (default:
+            ``out_md`` with the suffix ``.json`` when ``out_md`` is given).
+
+    Returns:
+        ``{"agrees": bool, "headline": str, "differences": [...], "checked":
+        {table: count}, "rules": {...}, "committed": ..., "reproduced": ...}``.
+        Each difference has ``kind`` (``claim``, ``metric``, ``row`` or
+        ``file``), ``table``, ``item``, ``committed`` and ``reproduced``
+        (for a metric: mean, std and the number of seeds), and for a metric
+        the ``tolerance`` it failed.
+
+    Raises:
+        ValueError: if either directory does not exist.
+    """
+    _check_dir("committed", committed)
+    _check_dir("reproduced", reproduced)
+    differences, checked = [], {}
+    for name in FILES:
+        label, comparer = COMPARERS[name]
+        checked[label] = comparer(committed, reproduced, differences) if _present(
+            committed, reproduced, name, differences) else 0
+    report = {
+        "agrees": not differences,
+        "headline": headline(differences),
+        "committed": os.fspath(committed),
+        "reproduced": os.fspath(reproduced),
+        "checked": checked,
+        "rules": RULES,
+        "differences": differences,
+    }
+    if out_md is not None:
+        io.write_text(out_md, render_markdown(report))
+        if out_json is None:
+            out_json = os.path.splitext(os.fspath(out_md))[0] + ".json"
+    if out_json is not None:
+        io.write_json(out_json, report)
+    return report
+
+
+def headline(differences) -> str:
+    """``agrees`` or ``differs: <item>; <item>; ...`` (what the report's first line says)."""
+    if not differences:
+        return "agrees"
+    return "differs: " + "; ".join(f"{d['table']} {d['item']}" if d["kind"] != "file" else f"missing file {d['item']}"
+                                   for d in differences)
+
+
+def _fmt(value):
+    if isinstance(value, dict):
+        if "geomean" in value:
+            return f"{value['geomean']:.4g} (seeds {value['min']:.3g}..{value['max']:.3g}, n={value['n']})"
+        if value.get("mean") is None:
+            return "–"
+        n = f" (n={value['n']})" if "n" in value else ""
+        return f"{value['mean']:.4g} ± {value['std']:.2g}{n}"
+    return str(value)
+
+
+def difference_lines(report) -> list[str]:
+    """One plain-text line per difference (what the CLI prints)."""
+    return [f"{d['kind']}: {d['table']} {d['item']}: committed {_fmt(d['committed'])}, "
+            f"reproduced {_fmt(d['reproduced'])}" + (f" (tolerance {d['tolerance']})" if d.get("tolerance") not in (None, "")
+                                                       else "")
+            for d in report["differences"]]
+
+
+def render_markdown(report) -> str:
+    """The report as Markdown; the first line is the headline."""
+    lines = [report["headline"], "",
+             f"# Reproduction `{report['reproduced']}` vs committed `{report['committed']}`", "",
+             "Values compared: " + ", ".join(f"{k} {v}" for k, v in report["checked"].items())
+             + f"; differences: {len(report['differences'])}.", ""]
+    if report["differences"]:
+        lines += ["## Differences", "", "| kind | table | item | committed | reproduced | tolerance |",
+                  "|---|---|---|---|---|---|"]
+        for d in report["differences"]:
+            tolerance = d.get("tolerance")
+            tolerance = "–" if tolerance is None else (f"{tolerance:.3g}" if isinstance(tolerance, float) else str(tolerance))
+            lines.append(f"| {d['kind']} | {d['table']} | {d['item']} | {_fmt(d['committed'])} | "
+                         f"{_fmt(d['reproduced'])} | {tolerance} |")
+        lines.append("")
+    lines += ["## Rules", ""] + [f"- {name}: {rule}" for name, rule in report["rules"].items()] + [
+        "", "Mean ± std over seeds; the details: `keras_sngan.experiments.agreement`.", ""]
+    return "\n".join(lines)
