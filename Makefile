@@ -6,7 +6,10 @@ BIN    := $(VENV)/bin
 EXTRA  := $(shell nvidia-smi >/dev/null 2>&1 && echo gpu || echo cpu)
 CORES  ?= $(shell nproc 2>/dev/null || echo 2)
 
-.PHONY: install test reproduce benchmark docs docs-serve lint clean
+# `make reproduce` writes here, never into the committed results/.
+REPRODUCTION ?= reproduction
+
+.PHONY: install test reproduce results benchmark docs docs-serve lint clean
 
 $(BIN)/.installed: pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -30,8 +33,16 @@ test: install
 	$(PYTEST)
 	KERAS_BACKEND=jax $(PYTEST) $(JAX_TESTS)
 
+# The whole pipeline into $(REPRODUCTION)/ (every job runs: nothing there is up to date on a first
+# run; a rerun after a kill resumes), then does it agree with the committed results/? The report:
+# $(REPRODUCTION)/agreement.md (+ .json); exit status 1 and the list of differences if it does not.
 reproduce: install
-	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/snakemake --cores $(CORES)
+	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/snakemake --cores $(CORES) --config results=$(REPRODUCTION)
+	$(BIN)/keras-sngan agreement --committed results --reproduced $(REPRODUCTION) --out $(REPRODUCTION)/agreement.md
+
+# Regenerate the committed results/ from scratch (every job reruns); commit what changed.
+results: install
+	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/snakemake --cores $(CORES) --forceall
 
 benchmark: install
 	mkdir -p benchmarks/results
