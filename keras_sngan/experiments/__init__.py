@@ -14,6 +14,8 @@
 - :mod:`~keras_sngan.experiments.tables`: compact curves and final-metric tables.
 - :mod:`~keras_sngan.experiments.claims`: the verdict rules;
   :mod:`~keras_sngan.experiments.claims_report` computes and renders them.
+- :mod:`~keras_sngan.experiments.agreement`: does a reproduction agree with
+  the committed results (verdicts, headline numbers within the seeds' spread)?
 
 Every function writes its files atomically (see :mod:`.io`), so an
 interrupted run never leaves a half-written result behind. The Snakemake
