@@ -260,3 +260,17 @@ def test_the_module_needs_neither_keras_nor_tensorflow(tmp_path, committed):
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr[-2000:]
     assert done.stdout.strip() == "agrees"
+
+
+def test_a_table_without_its_key_columns_is_an_error_naming_the_file(tmp_path, committed):
+    reproduced = _reproduced(tmp_path, committed, flow=_gradient_flow().drop(columns=["layer"]))
+    with pytest.raises(ValueError, match=r"gradient_flow.csv.*\['layer'\]"):
+        agreement.compare(committed, reproduced)
+
+
+def test_another_number_of_seeds_is_a_difference(tmp_path, committed):
+    table = _overfitting()
+    table = table[~((table["dataset"] == "8gaussians") & (table["method"] == "sn") & (table["seed"] == 3))]
+    report = agreement.compare(committed, _reproduced(tmp_path, committed, overfitting=table))
+    assert _kinds(report) == [("metric", "8gaussians/512/sn std_gap"), ("metric", "8gaussians/512/sn gap")]
+    assert report["differences"][0]["committed"]["n"] == 4 and report["differences"][0]["reproduced"]["n"] == 3

@@ -26,13 +26,15 @@ What is compared, and the rule for each (constants are module constants):
   larger of the two spreads is used so that a metric without spread on one
   side (8 of 8 modes on every committed seed) does not fail a reproduction
   whose seeds scatter around it, and vice versa. The number of seeds must
-  match; a value present on one side only (empty on the other) is a
+  match (a row whose seeds differ is one difference; its means are not
+  compared); a value present on one side only (empty on the other) is a
   difference; a value empty on both sides (modes of the swiss roll) is not
   a metric of that row.
 - **Overfitting** (``tables/overfitting.csv``, claim 2b): the headline of each
   ``(dataset, train_size, method)`` cell is the standardized train/held-out
   gap ``std_gap`` (and the raw ``gap``) at the last recorded iteration, mean
-  and standard deviation over its seeds; the same rule as the final metrics.
+  and standard deviation over its seeds; the same rule as the final metrics,
+  and the same number of seeds.
 - **Gradient flow** (``tables/gradient_flow.csv``, claim 1): per
   ``(config, iteration, layer)`` the geometric mean over seeds of the layer's
   gradient norm, with its seeds' min and max. Gradient norms span decades, so
@@ -134,6 +136,15 @@ def _present(committed, reproduced, name, differences):
     return False
 
 
+def _read_csv(root, name, columns):
+    path = os.path.join(root, name)
+    frame = pd.read_csv(path)
+    missing = [c for c in columns if c not in frame.columns]
+    if missing:
+        raise ValueError(f"agreement.compare: {path!r} lacks the column(s) {missing}.")
+    return frame
+
+
 def _key_label(key):
     return "/".join(str(k) for k in key) if isinstance(key, tuple) else str(key)
 
@@ -168,7 +179,9 @@ def _compare_stats(table, key, metric, c, r, differences):
         differences.append(_metric_difference(table, key, metric, c, r, None))
         return 1
     c_std, r_std = c["std"] or 0.0, r["std"] or 0.0
-    if not spread_agrees(c["mean"], c_std, r["mean"], r_std):
+    if c.get("n") != r.get("n"):  # another number of seeds: another experiment
+        differences.append(_metric_difference(table, key, metric, c, r, None))
+    elif not spread_agrees(c["mean"], c_std, r["mean"], r_std):
         differences.append(_metric_difference(table, key, metric, c, r, SPREAD_FACTOR * max(c_std, r_std)))
     return 1
 
@@ -181,7 +194,9 @@ def compare_claims(committed, reproduced, differences) -> int:
         data = io.read_json(os.path.join(root, CLAIMS))
         if not isinstance(data, dict) or not isinstance(data.get("claims"), list):
             raise ValueError(f"agreement.compare: {os.path.join(root, CLAIMS)!r} has no `claims` list.")
-        sides.append({str(c["id"]): c.get("verdict") for c in data["claims"]})
+        if not all(isinstance(c, dict) and "id" in c and "verdict" in c for c in data["claims"]):
+            raise ValueError(f"agreement.compare: a claim of {os.path.join(root, CLAIMS)!r} lacks `id` or `verdict`.")
+        sides.append({str(c["id"]): c["verdict"] for c in data["claims"]})
     c_verdicts, r_verdicts = sides
     for claim in list(c_verdicts) + [k for k in r_verdicts if k not in c_verdicts]:
         c, r = c_verdicts.get(claim, "missing"), r_verdicts.get(claim, "missing")
@@ -207,14 +222,15 @@ def compare_summary(committed, reproduced, differences) -> int:
     """Final metrics per (dataset, method) by the spread rule; return the number of values compared."""
     table = SUMMARY.replace(os.sep, "/")
     (c_metrics, c_rows), (r_metrics, r_rows) = (
-        _summary_stats(pd.read_csv(os.path.join(root, SUMMARY))) for root in (committed, reproduced))
+        _summary_stats(_read_csv(root, SUMMARY, ["dataset", "method", "seeds"])) for root in (committed, reproduced))
     metrics = c_metrics + [m for m in r_metrics if m not in c_metrics]
     compared = 0
     for key in _compare_rows(table, c_rows, r_rows, differences):
         c, r = c_rows[key], r_rows[key]
         if c["seeds"] != r["seeds"]:
             differences.append(dict(kind="metric", table=table, item=f"{_key_label(key)} seeds", key=_key_label(key),
-                                    metric="seeds", committed=c["seeds"], reproduced=r["seeds"], tolerance=0))
+                                    metric="seeds", committed=c["seeds"], reproduced=r["seeds"], tolerance=None))
+            continue  # another number of seeds: another experiment; its means are not compared
         for metric in metrics:
             empty = _stat(float("nan"), float("nan"))
             compared += _compare_stats(table, key, metric, c.get(metric, empty), r.get(metric, empty), differences)
@@ -227,14 +243,15 @@ def _overfit_stats(frame):
     for key, g in last.groupby(["dataset", "train_size", "method"], sort=False):
         key = (key[0], str(key[1]), key[2])
         rows[key] = {m: _stat(g[m].mean(), g[m].std(ddof=1) if len(g) > 1 else 0.0, len(g))
-                     for m in OVERFIT_METRICS if m in g}
+                     for m in OVERFIT_METRICS}
     return rows
 
 
 def compare_overfitting(committed, reproduced, differences) -> int:
     """Claim 2b's headline per cell by the spread rule; return the number of values compared."""
     table = OVERFITTING.replace(os.sep, "/")
-    c_rows, r_rows = (_overfit_stats(pd.read_csv(os.path.join(root, OVERFITTING))) for root in (committed, reproduced))
+    columns = ["dataset", "train_size", "method", "iteration", *OVERFIT_METRICS]
+    c_rows, r_rows = (_overfit_stats(_read_csv(root, OVERFITTING, columns)) for root in (committed, reproduced))
     compared = 0
     empty = _stat(float("nan"), float("nan"))
     for key in _compare_rows(table, c_rows, r_rows, differences):
@@ -255,7 +272,8 @@ def _flow_rows(frame):
 def compare_gradient_flow(committed, reproduced, differences) -> int:
     """Per-layer gradient norms by the log-range rule; return the number of values compared."""
     table = GRADIENT_FLOW.replace(os.sep, "/")
-    c_rows, r_rows = (_flow_rows(pd.read_csv(os.path.join(root, GRADIENT_FLOW))) for root in (committed, reproduced))
+    columns = ["config", "iteration", "layer", "grad_norm_geomean", "grad_norm_min", "grad_norm_max", "seeds"]
+    c_rows, r_rows = (_flow_rows(_read_csv(root, GRADIENT_FLOW, columns)) for root in (committed, reproduced))
     compared = 0
     for key in _compare_rows(table, c_rows, r_rows, differences):
         (g_c, lo_c, hi_c, n_c), (g_r, lo_r, hi_r, n_r) = c_rows[key], r_rows[key]
@@ -302,7 +320,8 @@ def compare(committed, reproduced, out_md=None, out_json=None) -> dict:
         the ``tolerance`` it failed.
 
     Raises:
-        ValueError: if either directory does not exist.
+        ValueError: if either directory does not exist, or a file lacks the
+            columns (keys) its comparison reads.
     """
     _check_dir("committed", committed)
     _check_dir("reproduced", reproduced)
@@ -348,12 +367,22 @@ def _fmt(value):
     return str(value)
 
 
+def _fmt_tolerance(tolerance):
+    if tolerance is None:
+        return "–"
+    return f"{tolerance:.3g}" if isinstance(tolerance, float) else str(tolerance)
+
+
 def difference_lines(report) -> list[str]:
     """One plain-text line per difference (what the CLI prints)."""
-    return [f"{d['kind']}: {d['table']} {d['item']}: committed {_fmt(d['committed'])}, "
-            f"reproduced {_fmt(d['reproduced'])}" + (f" (tolerance {d['tolerance']})" if d.get("tolerance") not in (None, "")
-                                                       else "")
-            for d in report["differences"]]
+    lines = []
+    for d in report["differences"]:
+        where = d["item"] if d["kind"] == "file" else f"{d['table']} {d['item']}"
+        line = f"{d['kind']}: {where}: committed {_fmt(d['committed'])}, reproduced {_fmt(d['reproduced'])}"
+        if d.get("tolerance") is not None:
+            line += f" (tolerance {_fmt_tolerance(d['tolerance'])})"
+        lines.append(line)
+    return lines
 
 
 def render_markdown(report) -> str:
@@ -366,10 +395,8 @@ def render_markdown(report) -> str:
         lines += ["## Differences", "", "| kind | table | item | committed | reproduced | tolerance |",
                   "|---|---|---|---|---|---|"]
         for d in report["differences"]:
-            tolerance = d.get("tolerance")
-            tolerance = "–" if tolerance is None else (f"{tolerance:.3g}" if isinstance(tolerance, float) else str(tolerance))
             lines.append(f"| {d['kind']} | {d['table']} | {d['item']} | {_fmt(d['committed'])} | "
-                         f"{_fmt(d['reproduced'])} | {tolerance} |")
+                         f"{_fmt(d['reproduced'])} | {_fmt_tolerance(d.get('tolerance'))} |")
         lines.append("")
     lines += ["## Rules", ""] + [f"- {name}: {rule}" for name, rule in report["rules"].items()] + [
         "", "Mean ± std over seeds; the details: `keras_sngan.experiments.agreement`.", ""]
