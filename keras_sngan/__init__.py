@@ -9,18 +9,28 @@ probe for every method), ``callbacks`` (diagnostics),
 
 ``import keras_sngan``, :class:`SpectralNormalization` and
 :class:`WeightClipping` need only Keras (any backend: TensorFlow, JAX,
-PyTorch). ``WGAN`` and the callbacks are imported on first use (they need
-TensorFlow), so a JAX- or torch-only environment can use the layer.
+PyTorch). ``WGAN`` and the callbacks need TensorFlow, so a JAX- or
+torch-only environment can use the layer.
+
+``import keras_sngan`` itself imports no Keras: every name above is imported
+on first use (PEP 562), so a command that only reads tables and draws
+figures (``keras-sngan figure``, ``claims``, ...) does not start a deep
+learning backend. The layers are still registered with Keras whenever Keras
+is imported, before or after this package (a post-import hook), so
+``import keras_sngan`` followed by ``keras.saving.load_model(path)`` of a
+model holding a ``SpectralNormalization`` works as it always did.
 """
 
 import importlib
 
-from keras_sngan.constraints import WeightClipping
-from keras_sngan.spectral_normalization import SpectralNormalization
+import wrapt
+
 from keras_sngan.version import __version__
 
 # name -> module, imported on first attribute access (PEP 562)
 _LAZY = {
+    "SpectralNormalization": "keras_sngan.spectral_normalization",
+    "WeightClipping": "keras_sngan.constraints",
     "WGAN": "keras_sngan.wgan",
     "LayerDiagnostics": "keras_sngan.callbacks",
     "TerminateOnNonFinite": "keras_sngan.callbacks",
@@ -46,6 +56,16 @@ def __getattr__(name):
         globals()[name] = value
         return value
     raise AttributeError(f"module 'keras_sngan' has no attribute {name!r}")
+
+
+def _register_layers(_keras):
+    """Register the package's serializable Keras objects (they register on import)."""
+    importlib.import_module("keras_sngan.constraints")
+    importlib.import_module("keras_sngan.spectral_normalization")
+
+
+# Runs at once if Keras is imported already, else right after its import.
+wrapt.register_post_import_hook(_register_layers, "keras")
 
 
 def __dir__():

@@ -80,10 +80,13 @@ def _add_lipschitz(sub):
 
 def _add_train(sub):
     p = sub.add_parser("train", help="train one WGAN with per-iteration diagnostics")
-    p.add_argument("--out-dir", required=True)
+    p.add_argument("--out-dir", required=True,
+                   help="output directory; with several --seed it must contain {seed} (one directory per seed)")
     p.add_argument("--dataset", required=True)
     p.add_argument("--method", required=True, help="clip, gp or sn")
-    p.add_argument("--seed", type=int, required=True)
+    p.add_argument("--seed", type=int, nargs="+", required=True,
+                   help="one seed, or several: trained one after the other in this process (one TensorFlow "
+                        "start-up and one traced step for all), each as its lone run would be")
     p.add_argument("--iterations", type=int, required=True, help="generator iterations")
     p.add_argument("--batch-size", type=int, required=True)
     p.add_argument("--n-critic", type=int, default=5)
@@ -108,8 +111,10 @@ def _add_train(sub):
     p.add_argument("--gap-samples", type=int, default=1000)
     p.add_argument("--train-size", type=int, default=None)
     p.add_argument("--checkpoint-dir", default=None,
-                   help="crash-safe checkpoints (default OUT_DIR/checkpoints); rerun the same "
-                        "command after a kill to resume exactly where the last epoch ended")
+                   help="crash-safe checkpoints (default OUT_DIR/checkpoints; {seed} as in --out-dir); rerun the "
+                        "same command after a kill to resume exactly where the last epoch ended")
+    p.add_argument("--jit-compile", default="auto", choices=["auto", "on", "off"],
+                   help="XLA: auto = where measured faster on a CPU for this model and run length (run.json records it)")
     p.add_argument("--threads", type=int, default=None)
     p.add_argument("--verbose", type=int, default=2)
     # --- multi-worker (issue 11)
@@ -225,6 +230,22 @@ def _pairs(items):
     return labels, paths
 
 
+# Commands that build or load models; the others only read tables and draw figures,
+# and start no deep-learning backend (`import keras_sngan` imports no Keras).
+BACKEND_COMMANDS = ("lipschitz", "train", "classifier", "evaluate", "overfit")
+
+
+def _per_seed(option: str, template: str, seeds) -> list[str]:
+    """One path per seed: ``{seed}`` in ``template`` replaced (required when there are several seeds)."""
+    if "{seed}" not in template:
+        if len(seeds) > 1:
+            raise ValueError(
+                f"`{option}` must contain {{seed}} when several seeds are given ({seeds}), received {template!r}."
+            )
+        return [template]
+    return [template.replace("{seed}", str(seed)) for seed in seeds]
+
+
 def run(args) -> dict | None:
     """Dispatch parsed arguments to the library; return what it returns."""
     from keras_sngan.experiments import io
@@ -260,14 +281,18 @@ def run(args) -> dict | None:
             model["latent_dim"] = args.latent_dim
         optimizer = dict(name=args.optimizer, learning_rate=args.learning_rate, beta_1=args.beta_1, beta_2=args.beta_2,
                          epsilon=args.epsilon)
-        return training.train(
-            args.out_dir, args.dataset, args.method, args.seed, args.iterations, args.batch_size,
+        out_dirs = _per_seed("--out-dir", args.out_dir, args.seed)
+        checkpoint_dirs = None if args.checkpoint_dir is None else _per_seed("--checkpoint-dir", args.checkpoint_dir, args.seed)
+        infos = training.train_seeds(
+            out_dirs, args.dataset, args.method, args.seed, args.iterations, args.batch_size,
             n_critic=args.n_critic, model=model, optimizer=optimizer, gp_weight=args.gp_weight,
             clip_value=args.clip_value, epochs=args.epochs, stats_every=args.stats_every,
-            gap_samples=args.gap_samples, train_size=args.train_size, checkpoint_dir=args.checkpoint_dir,
+            gap_samples=args.gap_samples, train_size=args.train_size, checkpoint_dirs=checkpoint_dirs,
             threads=args.threads, verbose=args.verbose,
             distribute=args.distribute, replicas=args.replicas,  # multi-worker (issue 11)
+            jit_compile={"auto": "auto", "on": True, "off": False}[args.jit_compile],
         )
+        return infos[0] if len(infos) == 1 else infos
     if args.command == "classifier":
         from keras_sngan.experiments import training
 
@@ -339,11 +364,21 @@ def run(args) -> dict | None:
 def main(argv=None) -> int:
     """Entry point of the ``keras-sngan`` console script."""
     args = build_parser().parse_args(argv)
+    from keras_sngan.experiments import timing
+
+    timing.add("import", timing.process_start_seconds_ago())  # interpreter, keras_sngan and its libraries
+    if args.command in BACKEND_COMMANDS:  # start the backend here, so the record charges it to `import`
+        with timing.phase("import"):
+            import keras  # noqa: F401
     try:
         result = run(args)
     except ValueError as error:
         print(f"keras-sngan {args.command}: error: {error}", file=sys.stderr)
+        for note in getattr(error, "__notes__", []):  # e.g. which seed of a several-seed run failed
+            print(note, file=sys.stderr)
         return 2
+    finally:  # the job's timing record, into its log (keras_sngan.experiments.timing)
+        print(timing.line(args.command), file=sys.stderr, flush=True)
     if args.command == "agreement":  # a verdict for people and for make: the list, and the exit status
         from keras_sngan.experiments.agreement import difference_lines
 

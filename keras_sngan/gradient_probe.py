@@ -28,6 +28,8 @@ bit-identical to an uninterrupted one. The recorder of
 
 from __future__ import annotations
 
+import weakref
+
 import numpy as np
 
 from keras_sngan.tf_required import require_tensorflow
@@ -99,5 +101,41 @@ class GradientProbe:
         return self.alpha * self.real + (1.0 - self.alpha) * fake
 
     def __call__(self, critic, generator) -> float:
-        """Mean over the batch of ``||grad_x f(x_hat)||`` at the current weights."""
-        return float(np.mean(input_gradient_norms(critic, self.points(generator))))
+        """Mean over the batch of ``||grad_x f(x_hat)||`` at the current weights.
+
+        The generator's forward pass, the interpolation and the critic's input
+        gradient run as one compiled TensorFlow function, traced once per
+        (critic, generator) pair: called after every generator update, the
+        eager version cost about a third of a toy run's training time. The
+        per-sample norms are then taken in float64 exactly as
+        :func:`input_gradient_norms` does.
+        """
+        require_tensorflow("GradientProbe")
+        grads = _compiled_input_gradients(critic, generator)(self.real, self.z, self.alpha)
+        if grads is None:  # the critic ignores its input: its gradient is exactly zero
+            return 0.0
+        axes = tuple(range(1, grads.ndim))
+        return float(np.mean(np.sqrt(np.sum(np.square(grads.numpy().astype(np.float64)), axis=axes))))
+
+
+_COMPILED = weakref.WeakKeyDictionary()  # critic -> {generator -> compiled probe}
+
+
+def _compiled_input_gradients(critic, generator):
+    """The probe's compiled function for one (critic, generator) pair, traced once and shared by every probe."""
+    import tensorflow as tf
+
+    by_generator = _COMPILED.setdefault(critic, weakref.WeakKeyDictionary())
+    if generator not in by_generator:
+
+        @tf.function(reduce_retracing=True)
+        def input_gradients(real, z, alpha):
+            fake = tf.reshape(tf.cast(generator(z, training=False), tf.float32), tf.shape(real))
+            x = alpha * real + (1.0 - alpha) * fake
+            with tf.GradientTape() as tape:
+                tape.watch(x)
+                total = tf.reduce_sum(tf.cast(critic(x, training=False), tf.float32))
+            return tape.gradient(total, x)
+
+        by_generator[generator] = input_gradients
+    return by_generator[generator]

@@ -68,3 +68,25 @@ def test_probe_rejects_bad_arguments(kwargs, name):
     args = {"real": np.zeros((4, 2)), "latent_dim": 2, **kwargs}
     with pytest.raises(ValueError, match=name):
         GradientProbe(**args)
+
+
+def test_compiled_probe_equals_the_eager_definition_and_follows_the_weights():
+    """The probe's compiled function against the eager per-sample norms, before and after a weight change."""
+    keras.utils.set_random_seed(2)
+    critic = models.toy_critic(width=8, depth=2, lipschitz="sn")
+    generator = models.toy_generator(latent_dim=2, width=8, depth=1)
+    real = np.random.default_rng(1).standard_normal((32, 2)).astype("float32")
+    probe = GradientProbe(real, latent_dim=2, seed=5)
+
+    def eager():
+        return float(np.mean(input_gradient_norms(critic, probe.points(generator))))
+
+    first = probe(critic, generator)
+    np.testing.assert_allclose(first, eager(), rtol=1e-6)
+    for v in critic.trainable_weights + generator.trainable_weights:
+        v.assign(v.numpy() * 1.5)  # the compiled function reads the variables, not a copy
+    second = probe(critic, generator)
+    assert second != first
+    np.testing.assert_allclose(second, eager(), rtol=1e-6)
+    other = models.toy_critic(width=8, depth=2, lipschitz="sn")  # another model: traced anew
+    np.testing.assert_allclose(probe(other, generator), np.mean(input_gradient_norms(other, probe.points(generator))), rtol=1e-6)

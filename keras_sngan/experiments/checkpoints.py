@@ -225,6 +225,9 @@ def make_checkpoint_callback(store: CheckpointStore, state_fn, steps_per_epoch: 
             pause_for_tests(f"step:{self._epoch * steps_per_epoch + batch + 1}", store.directory)
 
         def on_epoch_end(self, epoch, logs=None):
-            store.save(epoch + 1, self.model, state_fn())
+            from keras_sngan.experiments import timing
+
+            with timing.phase("io"):
+                store.save(epoch + 1, self.model, state_fn())
 
     return EpochCheckpoint()

@@ -30,15 +30,17 @@ exact W1 with its real-vs-real floor, VEEGAN high-quality fraction and modes
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import time
+import weakref
 
 import numpy as np
 import pandas as pd
 
 from keras_sngan import distribute as distribution
-from keras_sngan.experiments import checkpoints, data_stream, io
+from keras_sngan.experiments import checkpoints, data_stream, io, timing
 
 METHODS = ("clip", "gp", "sn")
 OPTIMIZERS = ("adam", "rmsprop")
@@ -112,12 +114,76 @@ def make_optimizer(spec: dict):
     return keras.optimizers.Adam(lr, beta_1=float(spec.get("beta_1", 0.5)), beta_2=float(spec.get("beta_2", 0.9)), **extra)
 
 
+# --------------------------------------------------------------------------- graph mode or XLA
+# Per model and method: milliseconds per generator iteration in graph mode and
+# with XLA, and the extra seconds XLA's first call costs (its compilation), on
+# one thread of this project's 2-core CPU machine (AMD EPYC, AVX2),
+# TensorFlow 2.21: benchmarks/step_choice.py, committed output
+# benchmarks/results/step_choice.json.
+STEP_TIMES = {
+    # (model, method): (graph_ms, xla_ms, XLA's extra first-call seconds)
+    ("toy_mlp_256", "clip"): (44.15, 45.46, 4.74),
+    ("toy_mlp_256", "gp"): (77.55, 70.62, 9.65),
+    ("toy_mlp_256", "sn"): (48.82, 45.32, 4.75),
+    ("toy_mlp_512", "clip"): (186.34, 181.64, 3.97),
+    ("toy_mlp_512", "gp"): (332.88, 290.06, 9.1),
+    ("toy_mlp_512", "sn"): (220.18, 196.94, 6.34),
+    ("deep_mlp_12x128", "clip"): (91.5, 99.0, 19.17),
+    ("deep_mlp_12x128", "gp"): (113.6, 113.27, 10.69),
+    ("deep_mlp_12x128", "sn"): (81.9, 75.3, 23.95),
+    ("digits_cnn", "clip"): (150.85, 152.81, 10.85),
+    ("digits_cnn", "gp"): (503.47, 459.65, 15.89),
+    ("digits_cnn", "sn"): (158.92, 143.97, 31.08),
+}
+
+
+def step_model(dataset: str, model: dict) -> str:
+    """The label of a run's model in :data:`STEP_TIMES` (``toy_mlp_256``, ``deep_mlp_12x128``, ``digits_cnn``, ...)."""
+    if is_image_dataset(dataset):
+        return "digits_cnn" if dataset == "digits" else f"{dataset}_cnn"
+    width, depth = int(model.get("width", 512)), int(model.get("depth", 3))
+    return f"toy_mlp_{width}" if depth == 3 else f"deep_mlp_{depth}x{width}"
+
+
+def choose_jit_compile(jit_compile, dataset: str, method: str, model: dict, iterations: int) -> bool:
+    """Graph mode or XLA for one run: ``True``/``False`` as given, or ``"auto"``.
+
+    ``"auto"`` picks XLA when, by the measurements in :data:`STEP_TIMES`, the
+    time XLA saves over the run's ``iterations`` exceeds what compiling it
+    costs once; graph mode otherwise, and for every model not measured there
+    (Keras' own choice on a CPU). The choice depends on the run alone, not on
+    how many runs share its process, so a run's numbers never depend on its
+    neighbours.
+    """
+    if jit_compile is True or jit_compile is False:
+        return jit_compile
+    if jit_compile != "auto":
+        raise ValueError(f"train: `jit_compile` must be 'auto', True or False, received {jit_compile!r}.")
+    measured = STEP_TIMES.get((step_model(dataset, model), method))
+    if measured is None:
+        return False
+    graph_ms, xla_ms, compile_s = measured
+    return (graph_ms - xla_ms) / 1e3 * iterations > compile_s
+
+
 # --------------------------------------------------------------------------- diagnostics
 def _spectral_norms(critic):
     from keras_sngan.callbacks import effective_kernel, spectral_norm
     from keras_sngan.model_layers import kernel_layers
 
     return {name: spectral_norm(effective_kernel(layer)) for name, layer, _ in kernel_layers(critic)}
+
+
+_INFERENCE = weakref.WeakKeyDictionary()  # model -> its compiled inference function
+
+
+def _compiled_inference(model):
+    """``model(x, training=False)`` as one compiled function (the gap's forward passes, every ``stats_every``)."""
+    import tensorflow as tf
+
+    if model not in _INFERENCE:
+        _INFERENCE[model] = tf.function(lambda x: model(x, training=False), reduce_retracing=True)
+    return _INFERENCE[model]
 
 
 def _make_recorder_class():
@@ -164,7 +230,7 @@ def _make_recorder_class():
             from keras_sngan.metrics import critic_generalization_gap
 
             row = critic_generalization_gap(
-                self.model.critic, self.model.generator, self.train_real, self.heldout_real,
+                _compiled_inference(self.model.critic), _compiled_inference(self.model.generator), self.train_real, self.heldout_real,
                 self.latent_dim, n=self.gap_samples, seed=self.seed,
             )
             return {"iteration": iteration, **{k: row[k] for k in ("w_train", "w_heldout", "gap")}}
@@ -175,6 +241,10 @@ def _make_recorder_class():
             self._epoch_start = time.perf_counter()
 
         def _record_initial(self):
+            with timing.phase("diagnostics"):
+                self._record_initial_rows()
+
+        def _record_initial_rows(self):
             metrics, grads = self.model.critic_diagnostics(self.first_batch)
             self.history.append({"iteration": 0, **metrics, "probe_grad_norm": self.probe(self.model.critic, self.model.generator)})
             norms = _spectral_norms(self.model.critic)
@@ -183,6 +253,10 @@ def _make_recorder_class():
             self.gap.append(self._gap_row(0))
 
         def on_train_batch_end(self, batch, logs=None):
+            with timing.phase("diagnostics"):
+                self._record_iteration(logs)
+
+        def _record_iteration(self, logs):
             self.iteration += 1
             logs = logs or {}
             row = {"iteration": self.iteration, **{m: float(logs[m]) for m in self.METRICS if m in logs}}
@@ -264,6 +338,7 @@ def train(
     callbacks=(),
     distribute: str = "auto",
     replicas: int = 1,
+    jit_compile="auto",
 ) -> dict:
     """Train one WGAN and write its diagnostics and models into ``out_dir``.
 
@@ -304,73 +379,189 @@ def train(
             ``checkpoint_dir``.
         replicas: replicas of a ``"mirrored"`` run (logical CPUs on a CPU
             machine).
+        jit_compile: ``"auto"`` (XLA for the models and run lengths where
+            it is faster on a CPU, :func:`choose_jit_compile`), ``True`` or
+            ``False``; the choice is recorded in ``run.json``.
     """
+    return train_seeds(
+        [out_dir], dataset, method, [seed], iterations, batch_size, n_critic=n_critic, model=model,
+        optimizer=optimizer, gp_weight=gp_weight, clip_value=clip_value, epochs=epochs, stats_every=stats_every,
+        gap_samples=gap_samples, train_size=train_size, checkpoint_dirs=[checkpoint_dir], threads=threads,
+        verbose=verbose, callbacks=callbacks, distribute=distribute, replicas=replicas, jit_compile=jit_compile,
+    )[0]
+
+
+def train_seeds(
+    out_dirs,
+    dataset: str,
+    method: str,
+    seeds,
+    iterations: int,
+    batch_size: int,
+    n_critic: int = 5,
+    model: dict | None = None,
+    optimizer: dict | None = None,
+    gp_weight: float = 10.0,
+    clip_value: float = 0.01,
+    epochs: int = 10,
+    stats_every: int = 10,
+    gap_samples: int = 1000,
+    train_size: int | None = None,
+    checkpoint_dirs=None,
+    threads: int | None = None,
+    verbose: int = 2,
+    callbacks=(),
+    distribute: str = "auto",
+    replicas: int = 1,
+    jit_compile="auto",
+) -> list[dict]:
+    """Several runs that differ only in their seed, one after the other in this process.
+
+    Each seed is the run :func:`train` would make alone, written into its own
+    ``out_dirs[i]`` with its own checkpoint directory ``checkpoint_dirs[i]``
+    (default ``<out_dir>/checkpoints``), and its outputs equal that lone
+    run's byte for byte (``run.json``: but its wall-clock fields). What is
+    paid once instead of once per seed: starting TensorFlow, building the
+    optimizers' and the recorder's functions, and tracing (and with XLA,
+    compiling) the training step. The models of every seed are built fresh
+    from that seed, exactly as a lone run builds them, and their complete
+    state (weights, spectral-normalization vectors, optimizer slots, the noise
+    generator) is copied into the first seed's WGAN, whose traced step is
+    then reused.
+
+    Interrupted and run again, the call resumes: a seed whose run finished
+    keeps its final checkpoint until every seed has finished, so it only
+    rewrites its outputs; the interrupted seed resumes from its last epoch.
+    An exception raised in a run carries a note naming that run's seed and
+    directory. Arguments are :func:`train`'s, with ``out_dirs``, ``seeds``
+    and ``checkpoint_dirs`` as lists; several seeds need a single-process
+    run (``distribute`` ``"auto"`` or ``"none"``, one replica).
+
+    Returns:
+        One ``run.json`` dictionary per seed.
+    """
+    seeds = [io.check_int("train", "seed", s, 0) for s in (seeds if isinstance(seeds, (list, tuple)) else [seeds])]
+    out_dirs = list(out_dirs) if isinstance(out_dirs, (list, tuple)) else [out_dirs]
+    checkpoint_dirs = list(checkpoint_dirs) if checkpoint_dirs is not None else [None] * len(seeds)
+    if not seeds or len(set(seeds)) != len(seeds):
+        raise ValueError(f"train: `seeds` must be distinct integers, at least one, received {seeds!r}.")
+    if len(out_dirs) != len(seeds) or len(checkpoint_dirs) != len(seeds):
+        raise ValueError(
+            f"train: one `out_dirs` and one `checkpoint_dirs` entry per seed: received {len(seeds)} seeds, "
+            f"{len(out_dirs)} output and {len(checkpoint_dirs)} checkpoint directories."
+        )
+    if len(set(map(os.fspath, out_dirs))) != len(out_dirs):
+        raise ValueError(f"train: every seed needs its own output directory, received `out_dirs`={out_dirs!r}.")
     _check_run_args(dataset, method, iterations, batch_size, n_critic, epochs, stats_every)
+    jit = choose_jit_compile(jit_compile, dataset, method, model or {}, iterations)
     optimizer = dict(optimizer or {"name": "adam", "learning_rate": 1e-4})
-    # The strategy, the thread limits and the seed before any other TensorFlow op
+    if len(seeds) > 1 and (distribute not in ("auto", "none") or replicas != 1):
+        raise ValueError(
+            f"train: several `seeds` ({seeds}) in one process need a single-process run: "
+            f"received `distribute`={distribute!r}, `replicas`={replicas}; train one seed per process instead."
+        )
+    # The strategy and the thread limits before any other TensorFlow op
     # (make_optimizer creates a variable, which starts TensorFlow and fixes its pools).
     strategy = distribution.make_strategy(distribute, replicas, threads)
-    io.configure_tensorflow(threads, seed)
-    chief = distribution.is_chief(strategy)
-    distribution.check_global_batch(batch_size, strategy)
-    make_optimizer(optimizer)  # validate before any expensive work
-    model = dict(model or {})
-    model.setdefault("clip_value", clip_value)
-    params = dict(
-        dataset=dataset, method=method, seed=seed, iterations=iterations, batch_size=batch_size,
-        n_critic=n_critic, model=model, optimizer=optimizer, gp_weight=gp_weight, clip_value=clip_value,
-        epochs=epochs, stats_every=stats_every, gap_samples=gap_samples, train_size=train_size,
+    run = dict(
+        dataset=dataset, method=method, iterations=iterations, batch_size=batch_size, n_critic=n_critic,
+        model=dict(model or {}), optimizer=optimizer, gp_weight=gp_weight, clip_value=clip_value, epochs=epochs,
+        stats_every=stats_every, gap_samples=gap_samples, train_size=train_size,
     )
+    run["model"].setdefault("clip_value", clip_value)
+    infos, stores, warm = [], [], None
+    with contextlib.ExitStack() as locks:  # every seed's store stays locked, its final checkpoint kept, until all are done
+        for seed, out_dir, checkpoint_dir in zip(seeds, out_dirs, checkpoint_dirs):
+            try:
+                info, store, warm = _train_one(
+                    run, seed, out_dir, checkpoint_dir, strategy, threads, verbose, callbacks, jit, warm, locks
+                )
+            except BaseException as error:
+                error.add_note(f"keras-sngan train: in the run of seed {seed} ({dataset}, {method}) into {out_dir}")
+                raise
+            infos.append(info)
+            stores += [store] if store is not None else []
+        for store in stores:
+            store.clear()
+    return infos
+
+
+def _train_one(run, seed, out_dir, checkpoint_dir, strategy, threads, verbose, callbacks, jit, warm, locks):
+    """One seed of :func:`train_seeds`: ``(run.json dict, its store to clear or None, the warm WGAN)``."""
+    with timing.phase("build"):
+        return _train_built(run, seed, out_dir, checkpoint_dir, strategy, threads, verbose, callbacks, jit, warm, locks)
+
+
+def _train_built(run, seed, out_dir, checkpoint_dir, strategy, threads, verbose, callbacks, jit, warm, locks):
+    io.configure_tensorflow(threads, seed)  # the seed before anything draws a random number
+    chief = distribution.is_chief(strategy)
+    dataset, method, batch_size, n_critic = run["dataset"], run["method"], run["batch_size"], run["n_critic"]
+    distribution.check_global_batch(batch_size, strategy)
+    make_optimizer(run["optimizer"])  # validate before any expensive work
+    params = {**{k: run[k] for k in ("dataset", "method")}, "seed": seed, **{k: v for k, v in run.items() if k not in ("dataset", "method")}}
     from keras_sngan.wgan import WGAN
 
-    train_real, heldout_real = training_arrays(dataset, seed, train_size)
+    train_real, heldout_real = training_arrays(dataset, seed, run["train_size"])
     data_stream.steps_per_pass(len(train_real), batch_size, n_critic)  # clear error if too small
     with strategy.scope():  # models and optimizers under the strategy
-        gan, latent_dim = _build_wgan(dataset, method, model, optimizer, seed, n_critic, gp_weight, clip_value, train_real.shape[1:], WGAN)
+        gan, latent_dim = _build_wgan(
+            dataset, method, run["model"], run["optimizer"], seed, n_critic, run["gp_weight"], run["clip_value"],
+            train_real.shape[1:], WGAN, jit_compile=jit,
+        )
+    if warm is not None:  # this seed's fresh state into the WGAN whose step is traced already
+        _copy_training_state(gan, warm)
+        gan = warm
 
-    steps = iterations // epochs
+    epochs = run["epochs"]
+    steps = run["iterations"] // epochs
     # Non-chief workers of a multi-worker run checkpoint into a private copy of the chief's directory.
     checkpoint_dir = distribution.worker_checkpoint_dir(os.fspath(checkpoint_dir or os.path.join(out_dir, "checkpoints")), strategy)
     store = checkpoints.CheckpointStore(checkpoint_dir, checkpoints.fingerprint(params))
     first_batch = next(iter(data_stream.training_stream(train_real, batch_size, n_critic, seed, 0, 1)))
     recorder = _make_recorder_class()(
-        steps, stats_every, first_batch[::n_critic][:batch_size], train_real, heldout_real, latent_dim,
-        min(gap_samples, len(heldout_real)), seed,
+        steps, run["stats_every"], first_batch[::n_critic][:batch_size], train_real, heldout_real, latent_dim,
+        min(run["gap_samples"], len(heldout_real)), seed,
     )
     # One process per checkpoint directory: a rerun waits for an orphan of a killed snakemake.
-    with store.exclusive():
-        with strategy.scope():
-            resumed_from_epoch = _resume(store, gan, recorder, strategy)
-        start = time.perf_counter()
-        if resumed_from_epoch < epochs:
-            stream = distribution.shard_by_data(data_stream.training_stream(
-                train_real, batch_size, n_critic, seed, resumed_from_epoch * steps, (epochs - resumed_from_epoch) * steps
-            ))
-            save = checkpoints.make_checkpoint_callback(store, recorder.state, steps)
-            in_sync = distribution.workers_in_sync_callback(strategy)  # workers restored the same state
+    locks.enter_context(store.exclusive())
+    with strategy.scope(), timing.phase("io"):
+        resumed_from_epoch = _resume(store, gan, recorder, strategy)
+    start = time.perf_counter()
+    if resumed_from_epoch < epochs:
+        stream = distribution.shard_by_data(data_stream.training_stream(
+            train_real, batch_size, n_critic, seed, resumed_from_epoch * steps, (epochs - resumed_from_epoch) * steps
+        ))
+        save = checkpoints.make_checkpoint_callback(store, recorder.state, steps)
+        in_sync = distribution.workers_in_sync_callback(strategy)  # workers restored the same state
+        with timing.phase("training"):
             gan.fit(
                 stream, initial_epoch=resumed_from_epoch, epochs=epochs, steps_per_epoch=steps,
                 callbacks=[recorder, save, in_sync, *callbacks], verbose=verbose,
             )
-        wall = time.perf_counter() - start
-        if not chief:  # multi-worker: only the chief writes outputs
-            distribution.remove_worker_checkpoint_dir(checkpoint_dir, strategy)
-            return {"dataset": dataset, "method": method, "seed": seed, "worker": distribution.worker_role(strategy)}
+        timed = recorder.epoch_seconds[resumed_from_epoch:]
+        if len(timed) > 1:  # the first epoch's extra time over a steady one: tracing (and compiling) the step
+            extra = max(0.0, timed[0] - float(np.median(timed[1:])))
+            timing.add("tracing", extra), timing.add("training", -extra)
+    wall = time.perf_counter() - start
+    if not chief:  # multi-worker: only the chief writes outputs
+        distribution.remove_worker_checkpoint_dir(checkpoint_dir, strategy)
+        return {"dataset": dataset, "method": method, "seed": seed, "worker": distribution.worker_role(strategy)}, None, gan
 
-        info = {
-            **{k: params[k] for k in ("dataset", "method", "seed", "iterations", "batch_size", "n_critic")},
-            "latent_dim": latent_dim,
-            **{k: params[k] for k in ("model", "optimizer", "gp_weight", "clip_value", "train_size")},
-            **_timing(recorder.epoch_seconds, steps, wall),
-            "resumed_from_epoch": resumed_from_epoch,
-            "replicas": strategy.num_replicas_in_sync,
-        }
+    info = {
+        **{k: params[k] for k in ("dataset", "method", "seed", "iterations", "batch_size", "n_critic")},
+        "latent_dim": latent_dim,
+        **{k: params[k] for k in ("model", "optimizer", "gp_weight", "clip_value", "train_size")},
+        **_timing(recorder.epoch_seconds, steps, wall),
+        "resumed_from_epoch": resumed_from_epoch,
+        "replicas": strategy.num_replicas_in_sync,
+        "jit_compile": jit,
+    }
+    with timing.phase("io"):
         _write_outputs(out_dir, recorder, gan, info)
-        store.clear()
-    return info
+    return info, store, gan
 
 
-def _build_wgan(dataset, method, model, optimizer, seed, n_critic, gp_weight, clip_value, sample_shape, WGAN):
+def _build_wgan(dataset, method, model, optimizer, seed, n_critic, gp_weight, clip_value, sample_shape, WGAN, jit_compile=False):
     """The compiled WGAN of a run (fresh weights from the seed)."""
     import keras
 
@@ -382,8 +573,28 @@ def _build_wgan(dataset, method, model, optimizer, seed, n_critic, gp_weight, cl
     if method == "clip":  # clip the initial weights too, as Arjovsky et al. do before training
         for variable in critic.trainable_variables:
             variable.assign(keras.ops.clip(variable, -clip_value, clip_value))
-    gan.compile(critic_optimizer=make_optimizer(optimizer), generator_optimizer=make_optimizer(optimizer))
+    gan.compile(critic_optimizer=make_optimizer(optimizer), generator_optimizer=make_optimizer(optimizer), jit_compile=jit_compile)
     return gan, latent_dim
+
+
+def _copy_training_state(source, target) -> None:
+    """Every variable of a WGAN's training state from ``source`` into ``target``, a WGAN built the same way.
+
+    The models' weights and non-trainable state (spectral-normalization
+    vectors), the WGAN's noise generator and both optimizers' slots and step
+    counters, matched by position and checked by shape.
+    """
+    groups = (
+        ("model", source.variables, target.variables),
+        ("critic optimizer", source.critic_optimizer.variables, target.critic_optimizer.variables),
+        ("generator optimizer", source.generator_optimizer.variables, target.generator_optimizer.variables),
+    )
+    for what, src, dst in groups:
+        shapes = [tuple(v.shape) for v in src], [tuple(v.shape) for v in dst]
+        if shapes[0] != shapes[1]:
+            raise RuntimeError(f"train: the {what} state of two WGANs built alike differs: {shapes[0]} vs {shapes[1]}.")
+        for a, b in zip(src, dst):
+            b.assign(a)
 
 
 def _resume(store, gan, recorder, strategy) -> int:
@@ -437,6 +648,11 @@ def evaluate(run_dir, out_dir, classifier_path=None, n_samples: int = 1000, grid
     critic's train vs held-out Wasserstein gap, and the run's time per
     iteration.
     """
+    with timing.phase("evaluation"):
+        return _evaluate(run_dir, out_dir, classifier_path, n_samples, grid, threads)
+
+
+def _evaluate(run_dir, out_dir, classifier_path, n_samples, grid, threads) -> dict:
     io.configure_tensorflow(threads)
     import keras
 

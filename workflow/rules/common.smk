@@ -62,7 +62,7 @@ def method_args(method, toy=False):
 
 
 def compare_args(wildcards):
-    """CLI options of one comparison run (dataset, method, seed)."""
+    """CLI options of one comparison cell (dataset, method): every seed of `compare.seeds`."""
     if wildcards.dataset in TOYS:
         t = CMP["toy"]
         model = f"--width {t['width']} --depth {t['depth']}"
@@ -73,7 +73,7 @@ def compare_args(wildcards):
             f"--latent-dim {t['latent_dim']}"
         )
     return (
-        f"--dataset {wildcards.dataset} --method {wildcards.method} --seed {wildcards.seed} "
+        f"--dataset {wildcards.dataset} --method {wildcards.method} --seed {' '.join(map(str, CMP['seeds']))} "
         f"--iterations {t['iterations']} --batch-size {t['batch_size']} --n-critic {CMP['n_critic']} "
         f"--epochs {CMP['epochs']} --stats-every {CMP['stats_every']} {model} "
         f"{method_args(wildcards.method, toy=wildcards.dataset in TOYS)}"
@@ -81,14 +81,14 @@ def compare_args(wildcards):
 
 
 def gradient_flow_args(wildcards):
-    """CLI options of one gradient-flow run (configuration label, seed)."""
+    """CLI options of one gradient-flow configuration: every seed of `gradient_flow.seeds`."""
     label = wildcards.config
     if label.startswith("clip"):
         method, extra = "clip", f"{method_args('clip')} --clip-value {label[4:]}"
     else:
         method, extra = label, method_args(label, toy=True)  # the gradient-flow data is a toy set
     return (
-        f"--dataset {GF['dataset']} --method {method} --seed {wildcards.seed} "
+        f"--dataset {GF['dataset']} --method {method} --seed {' '.join(map(str, GF['seeds']))} "
         f"--iterations {GF['iterations']} --batch-size {GF['batch_size']} --n-critic {CMP['n_critic']} "
         f"--epochs {CMP['epochs']} --stats-every {CMP['stats_every']} "
         f"--width {GF['width']} --depth {GF['depth']} {extra}"

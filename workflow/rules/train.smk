@@ -13,43 +13,49 @@
 wildcard_constraints:
     dataset="|".join(CMP["datasets"]),
     method="clip|gp|sn",
-    seed=r"\d+",
     config="|".join(GF_CONFIGS) if GF_CONFIGS else "none",
 
 
+# One job per (dataset, method) cell trains all of its seeds, one after the
+# other in one process: TensorFlow starts, and the training step is traced,
+# once per cell instead of once per seed. Each seed still has its own output
+# directory and checkpoint directory, and its outputs equal those of the same
+# seed trained alone (tests/test_train_seeds.py). A cell killed in its second
+# seed resumes there: the finished seed kept its final checkpoint, so it only
+# rewrites its outputs.
 rule train_compare:
     output:
-        multiext(f"{R}/runs/compare/{{dataset}}/{{method}}/seed{{seed}}/", *RUN_FILES),
+        [f"{R}/runs/compare/{{dataset}}/{{method}}/seed{s}/{name}" for s in CMP["seeds"] for name in RUN_FILES],
     params:
-        out_dir=lambda w: f"{R}/runs/compare/{w.dataset}/{w.method}/seed{w.seed}",
-        checkpoint=lambda w: f"{CKPT}/compare/{w.dataset}/{w.method}/seed{w.seed}",
+        out_dir=lambda w: f"{R}/runs/compare/{w.dataset}/{w.method}/seed{{seed}}",
+        checkpoint=lambda w: f"{CKPT}/compare/{w.dataset}/{w.method}/seed{{seed}}",
         args=compare_args,
     conda:
         "../../environment.yml"
     log:
-        f"{LOGS}/train/compare/{{dataset}}/{{method}}/seed{{seed}}.log",
+        f"{LOGS}/train/compare/{{dataset}}/{{method}}.log",
     benchmark:
-        f"{BENCH}/train/compare/{{dataset}}/{{method}}/seed{{seed}}.tsv"
+        f"{BENCH}/train/compare/{{dataset}}/{{method}}.tsv"
     threads: config["threads"]
     shell:
-        "keras-sngan train --out-dir {params.out_dir} --checkpoint-dir {params.checkpoint} "
+        "keras-sngan train --out-dir '{params.out_dir}' --checkpoint-dir '{params.checkpoint}' "
         "--threads {threads} {params.args} 2>&1 | tee {log}"
 
 
 rule train_gradient_flow:
     output:
-        multiext(f"{R}/runs/gradient_flow/{{config}}/seed{{seed}}/", *RUN_FILES),
+        [f"{R}/runs/gradient_flow/{{config}}/seed{s}/{name}" for s in GF["seeds"] for name in RUN_FILES],
     params:
-        out_dir=lambda w: f"{R}/runs/gradient_flow/{w.config}/seed{w.seed}",
-        checkpoint=lambda w: f"{CKPT}/gradient_flow/{w.config}/seed{w.seed}",
+        out_dir=lambda w: f"{R}/runs/gradient_flow/{w.config}/seed{{seed}}",
+        checkpoint=lambda w: f"{CKPT}/gradient_flow/{w.config}/seed{{seed}}",
         args=gradient_flow_args,
     conda:
         "../../environment.yml"
     log:
-        f"{LOGS}/train/gradient_flow/{{config}}/seed{{seed}}.log",
+        f"{LOGS}/train/gradient_flow/{{config}}.log",
     benchmark:
-        f"{BENCH}/train/gradient_flow/{{config}}/seed{{seed}}.tsv"
+        f"{BENCH}/train/gradient_flow/{{config}}.tsv"
     threads: config["threads"]
     shell:
-        "keras-sngan train --out-dir {params.out_dir} --checkpoint-dir {params.checkpoint} "
+        "keras-sngan train --out-dir '{params.out_dir}' --checkpoint-dir '{params.checkpoint}' "
         "--threads {threads} {params.args} 2>&1 | tee {log}"
