@@ -463,6 +463,11 @@ def train_seeds(
     # The strategy and the thread limits before any other TensorFlow op
     # (make_optimizer creates a variable, which starts TensorFlow and fixes its pools).
     strategy = distribution.make_strategy(distribute, replicas, threads)
+    if len(seeds) > 1 and (strategy.num_replicas_in_sync != 1 or distribution.worker_role(strategy)[0] is not None):
+        raise ValueError(
+            f"train: several `seeds` ({seeds}) in one process need a single-process run, but `distribute`="
+            f"{distribute!r} chose a distributed one (TF_CONFIG set?); train one seed per process instead."
+        )
     run = dict(
         dataset=dataset, method=method, iterations=iterations, batch_size=batch_size, n_critic=n_critic,
         model=dict(model or {}), optimizer=optimizer, gp_weight=gp_weight, clip_value=clip_value, epochs=epochs,
