@@ -455,18 +455,14 @@ def train_seeds(
     _check_run_args(dataset, method, iterations, batch_size, n_critic, epochs, stats_every)
     jit = choose_jit_compile(jit_compile, dataset, method, model or {}, iterations)
     optimizer = dict(optimizer or {"name": "adam", "learning_rate": 1e-4})
-    if len(seeds) > 1 and (distribute not in ("auto", "none") or replicas != 1):
-        raise ValueError(
-            f"train: several `seeds` ({seeds}) in one process need a single-process run: "
-            f"received `distribute`={distribute!r}, `replicas`={replicas}; train one seed per process instead."
-        )
     # The strategy and the thread limits before any other TensorFlow op
     # (make_optimizer creates a variable, which starts TensorFlow and fixes its pools).
     strategy = distribution.make_strategy(distribute, replicas, threads)
     if len(seeds) > 1 and (strategy.num_replicas_in_sync != 1 or distribution.worker_role(strategy)[0] is not None):
         raise ValueError(
-            f"train: several `seeds` ({seeds}) in one process need a single-process run, but `distribute`="
-            f"{distribute!r} chose a distributed one (TF_CONFIG set?); train one seed per process instead."
+            f"train: several `seeds` ({seeds}) in one process need a single-process run, received "
+            f"`distribute`={distribute!r}, `replicas`={replicas} (a distributed run; with 'auto': TF_CONFIG set?); "
+            "train one seed per process instead."
         )
     run = dict(
         dataset=dataset, method=method, iterations=iterations, batch_size=batch_size, n_critic=n_critic,
@@ -491,19 +487,16 @@ def train_seeds(
     return infos
 
 
+@timing.phase("build")  # what the phases measured inside (training, diagnostics, io) do not claim
 def _train_one(run, seed, out_dir, checkpoint_dir, strategy, threads, verbose, callbacks, jit, warm, locks):
     """One seed of :func:`train_seeds`: ``(run.json dict, its store to clear or None, the warm WGAN)``."""
-    with timing.phase("build"):
-        return _train_built(run, seed, out_dir, checkpoint_dir, strategy, threads, verbose, callbacks, jit, warm, locks)
-
-
-def _train_built(run, seed, out_dir, checkpoint_dir, strategy, threads, verbose, callbacks, jit, warm, locks):
     io.configure_tensorflow(threads, seed)  # the seed before anything draws a random number
     chief = distribution.is_chief(strategy)
     dataset, method, batch_size, n_critic = run["dataset"], run["method"], run["batch_size"], run["n_critic"]
     distribution.check_global_batch(batch_size, strategy)
     make_optimizer(run["optimizer"])  # validate before any expensive work
-    params = {**{k: run[k] for k in ("dataset", "method")}, "seed": seed, **{k: v for k, v in run.items() if k not in ("dataset", "method")}}
+    # The checkpoint fingerprint's parameters, in the order a lone run always used (its checkpoints stay valid).
+    params = {"dataset": dataset, "method": method, "seed": seed, **{k: v for k, v in run.items() if k not in ("dataset", "method")}}
     from keras_sngan.wgan import WGAN
 
     train_real, heldout_real = training_arrays(dataset, seed, run["train_size"])
