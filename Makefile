@@ -9,7 +9,7 @@ CORES  ?= $(shell nproc 2>/dev/null || echo 2)
 # `make reproduce` writes here, never into the committed results/.
 REPRODUCTION ?= reproduction
 
-.PHONY: install test reproduce results benchmark docs docs-serve lint clean
+.PHONY: install test reproduce results long benchmark docs docs-serve lint clean
 
 $(BIN)/.installed: pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -43,6 +43,11 @@ reproduce: install
 # Regenerate the committed results/ from scratch (every job reruns); commit what changed.
 results: install
 	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/snakemake --cores $(CORES) --forceall
+
+# The long profile (config/long.yaml) into results/long/: the toy comparison run to convergence plus the
+# robustness runs, next to the default results/ it reads (about 2 h on 2 cores; a rerun after a kill resumes).
+long: install
+	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/snakemake --cores $(CORES) --configfile config/long.yaml
 
 benchmark: install
 	mkdir -p benchmarks/results

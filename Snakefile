@@ -2,6 +2,7 @@
 
     snakemake --cores all                                # default CPU profile
     snakemake --cores all --configfile config/test.yaml  # tiny CI run
+    snakemake --cores 2 --configfile config/long.yaml    # long runs + robustness (results/long)
     snakemake --cores 8 --configfile config/paper.yaml   # GPU, papers' scale
     snakemake --report report.html                       # HTML report of the figures
 
@@ -47,16 +48,19 @@ include: "workflow/rules/overfitting.smk"
 include: "workflow/rules/evaluate.smk"
 include: "workflow/rules/figures.smk"
 include: "workflow/rules/report.smk"
+include: "workflow/rules/robustness.smk"
 
 
 rule all:
     input:
-        rules.variance.output,
-        rules.lipschitz.output,
+        [] if REUSE else rules.variance.output,
+        [] if REUSE else rules.lipschitz.output,
         rules.summary_table.output,
         rules.training_curves.output,
-        rules.gradient_flow_table.output,
-        rules.overfitting_table.output,
+        [] if REUSE else rules.gradient_flow_table.output,
+        [] if REUSE else rules.overfitting_table.output,
+        rules.convergence.output if QUALITY else [],
+        rules.robustness.output if ROBUSTNESS else [],
         FIGURES,
         rules.claims.output,
     default_target: True

@@ -109,6 +109,8 @@ def _add_train(sub):
                    help="progress lines / checkpoints (a kill costs at most one epoch)")
     p.add_argument("--stats-every", type=int, default=10)
     p.add_argument("--gap-samples", type=int, default=1000)
+    p.add_argument("--quality-samples", type=int, default=0,
+                   help="toy sets: W1 / modes of this many generated points after every epoch (quality.csv); 0: off")
     p.add_argument("--train-size", type=int, default=None)
     p.add_argument("--checkpoint-dir", default=None,
                    help="crash-safe checkpoints (default OUT_DIR/checkpoints; {seed} as in --out-dir); rerun the "
@@ -161,13 +163,35 @@ def _add_simple(sub):
     p.add_argument("--variance-dir", required=True)
     p.add_argument("--lipschitz-dir", required=True)
     p.add_argument("--runs", nargs="+", required=True, help="compare run directories (with eval/)")
-    p.add_argument("--gradient-flow", nargs="+", required=True, help="LABEL=RUN_DIR pairs")
+    p.add_argument("--gradient-flow", nargs="*", default=[], help="LABEL=RUN_DIR pairs (context lines of claim 1)")
     p.add_argument("--window", type=int, nargs=2, default=[150, 250], help="iterations of 'about iteration 200'")
     p.add_argument("--out-md", required=True)
     p.add_argument("--out-json", required=True)
     p.add_argument("--out-html", default=None, help="also write the verdicts as HTML (snakemake --report)")
     p.add_argument("--overfitting", default=None, help="the overfitting experiment's table (claim 2b)")
     p.add_argument("--variance-width", type=int, default=None, help="layer width of the variance experiment (rule 5's tolerance)")
+    p.add_argument("--robustness", default=None, help="robustness.json of these runs (holds in k of n, fragile)")
+    p.add_argument("--convergence", default=None, help="convergence.json of these runs")
+    p.add_argument("--compare-with", default=None, help="another profile's claims.json, shown side by side")
+
+
+def _add_long(sub):
+    p = sub.add_parser("convergence", help="did the long runs converge? (criterion on their quality.csv records)")
+    p.add_argument("--runs", nargs="+", required=True, help="compare run directories with quality.csv")
+    p.add_argument("--out-csv", required=True)
+    p.add_argument("--out-md", required=True)
+    p.add_argument("--out-json", default=None)
+
+    p = sub.add_parser("robustness", help="every verdict decided again one factor at a time")
+    p.add_argument("--runs", nargs="+", required=True, help="the profile's comparison run directories (the base)")
+    p.add_argument("--variant", nargs="+", action="append", default=[], metavar=("NAME", "RUN_DIR"),
+                   help="a variant's name and its own run directories (repeat per variant)")
+    p.add_argument("--budgets", type=int, nargs="*", default=[], help="shorter iteration budgets to judge the runs at")
+    p.add_argument("--window", type=int, nargs=2, default=[150, 250], help="iterations of 'about iteration 200'")
+    p.add_argument("--overfitting", default=None, help="the overfitting experiment's table (claims 2b and 3)")
+    p.add_argument("--bootstrap", type=int, default=200, help="seed resamples (0: none)")
+    p.add_argument("--out-json", required=True)
+    p.add_argument("--out-md", required=True)
 
 
 def _add_overfit(sub):
@@ -215,6 +239,7 @@ def build_parser():
     _add_train(sub)
     _add_simple(sub)
     _add_overfit(sub)
+    _add_long(sub)
     _add_agreement(sub)
     return parser
 
@@ -291,6 +316,7 @@ def run(args) -> dict | None:
             threads=args.threads, verbose=args.verbose,
             distribute=args.distribute, replicas=args.replicas,  # multi-worker (issue 11)
             jit_compile={"auto": "auto", "on": True, "off": False}[args.jit_compile],
+            quality_samples=args.quality_samples,
         )
         return infos[0] if len(infos) == 1 else infos
     if args.command == "classifier":
@@ -334,6 +360,7 @@ def run(args) -> dict | None:
             args.variance_dir, args.lipschitz_dir, args.runs, dict(zip(labels, paths)),
             out_md=args.out_md, out_json=args.out_json, window=tuple(args.window),
             overfit_csv=args.overfitting, out_html=args.out_html, variance_width=args.variance_width,
+            robustness_json=args.robustness, convergence_json=args.convergence, compare_with=args.compare_with,
         )
         return {c["id"]: c["verdict"] for c in result["claims"]}
     if args.command == "overfit":
@@ -354,6 +381,23 @@ def run(args) -> dict | None:
 
         overfitting.combine(args.inputs, args.out)
         return None
+    if args.command == "convergence":
+        from keras_sngan.experiments import convergence
+
+        table = convergence.run(args.runs, args.out_csv, args.out_md, out_json=args.out_json)
+        return convergence.reached(table)
+    if args.command == "robustness":
+        from keras_sngan.experiments import robustness
+
+        for item in args.variant:
+            if len(item) < 2:
+                raise ValueError(f"--variant: expected NAME RUN_DIR [RUN_DIR ...], received {item!r}.")
+        result = robustness.run(
+            args.runs, {item[0]: item[1:] for item in args.variant}, args.budgets, tuple(args.window),
+            args.out_json, args.out_md, overfit_csv=args.overfitting, bootstrap=args.bootstrap,
+        )
+        return {cid: f"{c['k']} of {c['n']}" + (f", fragile ({', '.join(c['flipped_by'])})" if c["fragile"] else "")
+                for cid, c in result["claims"].items() if c["base"] is not None}
     if args.command == "agreement":
         from keras_sngan.experiments import agreement
 

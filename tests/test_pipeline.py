@@ -152,3 +152,52 @@ def test_ci_profile_end_to_end(tmp_path, ci_pipeline_results):
     for claim in claims["claims"]:
         assert f"Verdict: {claim['verdict']}." in text
     assert "numbers and tolerances used" in text and "Constants: SMALL_REL=0.1" in text
+
+
+def test_long_profile_dry_run_reuses_the_default_results_and_plans_the_robustness_runs(tmp_path):
+    result = _snakemake("-n", "--forceall", "--configfile", "config/long.yaml", "--config", f"results={tmp_path / 'long'}")
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    output = result.stdout + result.stderr
+    for rule in ("train_compare", "train_variant_gp_weight_1", "train_variant_gp_weight_10", "train_variant_width_512",
+                 "convergence", "robustness", "claims", "figure_convergence"):
+        assert f"rule {rule}:" in output, rule
+    for rule in ("variance", "lipschitz", "overfit", "train_gradient_flow", "classifier"):
+        assert f"rule {rule}:" not in output, rule  # read from `reuse: results`, not recomputed
+
+
+def test_quality_records_with_an_image_set_stop_before_any_job(tmp_path):
+    bad = tmp_path / "bad.yaml"
+    bad.write_text(yaml.safe_dump({"compare": {"quality_samples": 10}}))  # the default datasets include digits
+    result = _snakemake("-n", "--configfile", str(bad))
+    assert result.returncode != 0
+    assert "compare.quality_samples" in result.stdout + result.stderr and "digits" in result.stdout + result.stderr
+
+
+def test_long_profile_end_to_end_on_the_ci_results(tmp_path, ci_pipeline_results):
+    """config/test-long.yaml (the long profile's CI twin) reusing the CI pipeline's experiments."""
+    results = tmp_path / "long"
+    args = ("--cores", "2", "--configfile", "config/test.yaml", "config/test-long.yaml",
+            "--config", f"results={results}", f"reuse={ci_pipeline_results}")
+    run = _snakemake(*args, timeout=900)
+    assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
+    assert not (results / "variance").exists() and not (results / "overfitting").exists()  # reused, not rerun
+    quality = pd.read_csv(results / "runs" / "compare" / "8gaussians" / "gp" / "seed1" / "quality.csv")
+    assert quality["iteration"].tolist() == [0, 10, 20] and (quality["num_modes"] == 8).all()
+    convergence = pd.read_csv(results / "tables" / "convergence.csv")
+    assert len(convergence) == 2 * 3 and convergence.groupby("dataset")["best"].sum().eq(1).all()
+    robust = json.loads((results / "robustness.json").read_text())
+    for cid in ("1", "2a", "3"):
+        factors = [r["factor"] for r in robust["claims"][cid]["settings"]]
+        assert factors == ["gp_weight_1", "budget", "bootstrap"], factors
+    claims = json.loads((results / "claims.json").read_text())
+    default = {c["id"]: c["verdict"] for c in json.loads((ci_pipeline_results / "claims.json").read_text())["claims"]}
+    for c in claims["claims"]:
+        assert c["other_profile"] == default[c["id"]]
+        if c["id"] in ("2b", "4", "5"):  # the reused experiments: the same verdicts by construction
+            assert c["verdict"] == default[c["id"]]
+        if c["id"] in ("1", "2a", "3"):
+            assert c["robustness"]["n"] == 3 and c["verdict"] == robust["claims"][c["id"]]["base"]
+    assert "holds in (robustness)" in (results / "claims.md").read_text()
+    assert (results / "figures" / "convergence.png").read_bytes()[:4] == b"\x89PNG"
+    rerun = _snakemake(*args, "-n")
+    assert "Nothing to be done" in rerun.stdout + rerun.stderr

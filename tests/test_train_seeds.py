@@ -59,16 +59,22 @@ def _train(tmp, name, method, seeds, pause=None, expect_kill=False, extra=()):
     return out
 
 
-def _weights(path):
+def _model(path):
     import keras
 
     import keras_sngan  # noqa: F401  (registers SpectralNormalization)
 
-    return keras.saving.load_model(path, compile=False).get_weights()
+    return keras.saving.load_model(path, compile=False)
+
+
+def _weights(path):
+    return _model(path).get_weights()
 
 
 def _assert_same(lone, cell):
-    for name in ("history.csv", "layers.csv", "gap.csv"):
+    for name in ("history.csv", "layers.csv", "gap.csv", "quality.csv"):
+        if name == "quality.csv" and not (lone / name).exists():
+            continue
         assert (cell / name).read_bytes() == (lone / name).read_bytes(), name
     a, b = (json.loads((d / "run.json").read_text()) for d in (lone, cell))
     for key in WALL_CLOCK:
@@ -92,17 +98,53 @@ def test_each_seed_of_a_shared_process_equals_its_lone_run(tmp_path, method, jit
 
 
 def test_killed_in_the_second_seed_the_rerun_equals_the_lone_runs(tmp_path):
-    lone = _train(tmp_path, "lone", "sn", [7])
-    first = _train(tmp_path, "first", "sn", [4])
-    out = _train(tmp_path, "cell", "sn", [4, 7], pause="step:6", expect_kill=True)
+    quality = ("--quality-samples", "64")  # the sample-quality record resumes exactly too
+    lone = _train(tmp_path, "lone", "sn", [7], extra=quality)
+    first = _train(tmp_path, "first", "sn", [4], extra=quality)
+    out = _train(tmp_path, "cell", "sn", [4, 7], pause="step:6", expect_kill=True, extra=quality)
     assert (out / "seed4" / "run.json").exists()  # the first seed finished...
     assert (tmp_path / "cell-ckpt" / "seed4").exists()  # ...and kept its final checkpoint for a rerun
     (out / "seed4" / "history.csv").unlink()  # as Snakemake does to a failed job's outputs
-    _train(tmp_path, "cell", "sn", [4, 7])
+    _train(tmp_path, "cell", "sn", [4, 7], extra=quality)
+    assert len((out / "seed7" / "quality.csv").read_text().splitlines()) == 1 + 4  # header, iteration 0, 3 epochs
     _assert_same(first / "seed4", out / "seed4")
     _assert_same(lone / "seed7", out / "seed7")
     info = json.loads((out / "seed7" / "run.json").read_text())
     assert info["resumed_from_epoch"] == 1 and json.loads((out / "seed4" / "run.json").read_text())["resumed_from_epoch"] == 3
+
+
+def test_the_quality_record_is_w1_of_the_saved_generator_by_an_independent_computation(tmp_path):
+    """The last quality row against POT's exact W1 of the saved generator's samples (same documented noise)."""
+    import ot
+    import pandas as pd
+
+    from keras_sngan.experiments.training import training_arrays
+
+    out = _train(tmp_path, "q", "gp", [3], extra=("--quality-samples", "100"))
+    quality = pd.read_csv(out / "seed3" / "quality.csv")
+    assert quality["iteration"].tolist() == [0, 4, 8, 12]
+    generator = _model(out / "seed3" / "generator.keras")
+    rng = np.random.default_rng([3, 2468])
+    z = rng.standard_normal((100, json.loads((out / "seed3" / "run.json").read_text())["latent_dim"])).astype("float32")
+    train_real, heldout = training_arrays("8gaussians", 3, 256)
+    reference = train_real[rng.choice(len(train_real), 100, replace=False)]
+    fake = np.asarray(generator.predict(z, verbose=0), np.float64)
+
+    def w1(x, y):
+        return ot.emd2(np.full(len(x), 1 / len(x)), np.full(len(y), 1 / len(y)), ot.dist(x, y, metric="euclidean"))
+
+    last = quality.iloc[-1]
+    np.testing.assert_allclose(last["w1"], w1(fake, heldout[:100].astype(np.float64)), rtol=1e-5)
+    np.testing.assert_allclose(last["floor"], w1(reference.astype(np.float64), heldout[:100].astype(np.float64)), rtol=1e-6)
+    assert last["num_modes"] == 8 and 0 <= last["modes_covered"] <= 8
+
+
+def test_quality_records_refuse_image_sets_by_name(tmp_path):
+    command = [os.path.join(BIN, "keras-sngan"), "train", "--out-dir", str(tmp_path / "x"), "--seed", "0",
+               "--dataset", "digits", "--method", "sn", "--iterations", "2", "--epochs", "1", "--batch-size", "8",
+               "--quality-samples", "10"]
+    result = subprocess.run(command, env=subprocess_env(), capture_output=True, text=True, timeout=300)
+    assert result.returncode != 0 and "quality_samples" in result.stderr and "digits" in result.stderr
 
 
 def test_a_failing_seed_names_itself(tmp_path):

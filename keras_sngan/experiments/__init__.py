@@ -14,6 +14,10 @@
 - :mod:`~keras_sngan.experiments.tables`: compact curves and final-metric tables.
 - :mod:`~keras_sngan.experiments.claims`: the verdict rules;
   :mod:`~keras_sngan.experiments.claims_report` computes and renders them.
+- :mod:`~keras_sngan.experiments.convergence`: did the long runs converge
+  (a stated criterion on their sample-quality records)?
+- :mod:`~keras_sngan.experiments.robustness`: every verdict decided again one
+  factor at a time (penalty weight, width, iteration budget, seeds).
 - :mod:`~keras_sngan.experiments.agreement`: does a reproduction agree with
   the committed results (verdicts, headline numbers within the seeds' spread)?
 

@@ -29,7 +29,8 @@ def _gp_weights(run_dirs):
 
 
 def run(variance_dir, lipschitz_dir, run_dirs, flow_runs: dict, out_md, out_json, window=(150, 250),
-        overfit_csv=None, out_html=None, variance_width=None) -> dict:
+        overfit_csv=None, out_html=None, variance_width=None, robustness_json=None, convergence_json=None,
+        compare_with=None) -> dict:
     """Compute every claim's numbers and verdict; write ``claims.md``, ``claims.json`` (and ``claims.html``).
 
     Args:
@@ -40,6 +41,14 @@ def run(variance_dir, lipschitz_dir, run_dirs, flow_runs: dict, out_md, out_json
         overfit_csv: the overfitting experiment's table (rule 2b and rule 3); None: rule 2b has no data.
         out_html: also write the verdicts as a self-contained HTML page (for ``snakemake --report``).
         variance_width: layer width of the variance experiment (rule 5's float32 tolerance).
+        robustness_json: ``robustness.json`` of these runs
+            (:mod:`keras_sngan.experiments.robustness`): each claim's verdict
+            per setting, "holds in k of n" and *fragile*. Its base verdicts
+            must be the ones computed here.
+        convergence_json: ``convergence.json`` of these runs: whether each
+            dataset's best method converged.
+        compare_with: another profile's ``claims.json`` (the default
+            profile's), shown side by side.
     """
     window = tuple(int(w) for w in window)
     if len(window) != 2 or window[0] > window[1]:
@@ -64,12 +73,43 @@ def run(variance_dir, lipschitz_dir, run_dirs, flow_runs: dict, out_md, out_json
               for (cid, text), r in zip(rules.CLAIMS, results)]
     context = {"seeds": seeds, "window": list(window), "runs": len(run_dirs), "gp_weights": _gp_weights(run_dirs),
                "overfit_runs": 0 if overfit is None else len(overfit)}
+    _attach(claims, context, robustness_json, convergence_json, compare_with)
     io.write_text(out_md, markdown(claims, context))
     if out_html is not None:
         io.write_text(out_html, to_html(claims, context))
     payload = {**context, "claims": claims, "thresholds": rules.THRESHOLDS}
     io.write_json(out_json, payload)
     return payload
+
+
+def _attach(claims, context, robustness_json, convergence_json, compare_with):
+    """Robustness, convergence and another profile's verdicts into ``claims`` / ``context`` (in place)."""
+    if robustness_json is not None:
+        robust = io.read_json(robustness_json)["claims"]
+        for c in claims:
+            r = robust.get(c["id"])
+            if r is None or r["base"] is None:
+                continue
+            if r["base"] != c["verdict"]:
+                raise ValueError(
+                    f"claims: {robustness_json} decided claim {c['id']} {r['base']!r} in its base setting, but these "
+                    f"runs give {c['verdict']!r}: the robustness file belongs to other runs; rerun `keras-sngan robustness`."
+                )
+            c["robustness"] = {k: r[k] for k in ("k", "n", "fragile", "flipped_by", "settings")}
+    if convergence_json is not None:
+        context["convergence"] = io.read_json(convergence_json)["datasets"]
+    if compare_with is not None:
+        other = {c["id"]: c["verdict"] for c in io.read_json(compare_with)["claims"]}
+        context["compared_with"] = os.fspath(compare_with)
+        for c in claims:
+            c["other_profile"] = other.get(c["id"])
+
+
+def _robust_text(c):
+    r = c.get("robustness")
+    if r is None:
+        return "n/a"
+    return f"{r['k']} of {r['n']}" + (f", *fragile* ({', '.join(r['flipped_by'])})" if r["fragile"] else "")
 
 
 def _flow_lines(flow_runs, window):
@@ -103,7 +143,17 @@ def _used_text(used):
 
 def _context_lines(context):
     weights = ", ".join(f"{d}: {w}" for d, w in context["gp_weights"].items()) or "no GP runs"
-    return [
+    extra = []
+    if "compared_with" in context:
+        extra.append(f"Other profile: the verdicts of {context['compared_with']}. Claims 2b, 4 and 5 read that "
+                     "profile's overfitting, Lipschitz and variance experiments here too (they do not depend on the "
+                     "comparison's iterations, width or penalty weight), so their verdicts agree by construction.")
+    if "convergence" in context:
+        extra.append("Convergence (tables/convergence.md): " + "; ".join(
+            f"{d}: best method {v['best']} " + (f"converged (settled from iteration {v['settled_from']})" if v["converged"]
+                                                else f"did not converge before the cap of {v['iterations']} iterations")
+            for d, v in context["convergence"].items()) + ".")
+    return extra + [
         f"Seeds: {context['seeds']} ({context['runs']} comparison runs). \"About iteration 200\" = iterations "
         f"{context['window'][0]}-{context['window'][1]}. Numbers are mean ± standard deviation over seeds.",
         f"GP penalty weight lambda of the comparison runs (claims 1, 2a, 3), fixed before the runs as the value "
@@ -124,14 +174,25 @@ def markdown(claims, context) -> str:
            "Generated by `keras-sngan claims` from this run's data; verdicts follow the rules below "
            "(see `keras_sngan/experiments/claims.py`), nothing is written by hand.", ""]
     out += _context_lines(context)
-    out += ["", "| # | claim | verdict |", "|---|---|---|"]
-    out += [f"| {_cell(c['id'])} | {_cell(c['claim'])} | **{_cell(c['verdict'])}** |" for c in claims]
+    other = "compared_with" in context
+    robust = any("robustness" in c for c in claims)
+    head = "| # | claim | verdict |" + (" other profile |" if other else "") + (" holds in (robustness) |" if robust else "")
+    out += ["", head, "|" + "---|" * (head.count("|") - 1)]
+    for c in claims:
+        row = f"| {_cell(c['id'])} | {_cell(c['claim'])} | **{_cell(c['verdict'])}** |"
+        row += f" {_cell(c.get('other_profile') or 'n/a')} |" if other else ""
+        row += f" {_cell(_robust_text(c))} |" if robust else ""
+        out.append(row)
     for c in claims:
         out += ["", f"## {c['id']}. {c['claim']}", "", f"**Verdict: {c['verdict']}.**", ""]
         out += [f"- {line}" for line in c["numbers"]]
         out += ["", f"Used by the rule: {_used_text(c['used'])}."]
         if c["note"]:
             out += ["", c["note"]]
+        if "robustness" in c:
+            out += ["", f"Robustness: holds in {_robust_text(c)}:", ""]
+            out += [f"- {r['factor']} ({r['setting']}): {r['verdict']}" + ("" if r["holds"] else " (flips)")
+                    for r in c["robustness"]["settings"]]
     out += ["", "## Rules", "", _rules_text()]
     return "\n".join(out) + "\n"
 

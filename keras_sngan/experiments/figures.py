@@ -306,7 +306,46 @@ def overfitting(inputs, out):
     io.save_figure(fig, out)
 
 
+def convergence(inputs, out):
+    """W1 excess over the real-vs-real floor and modes covered vs iteration, per toy dataset (``quality.csv``).
+
+    Lines: mean over seeds; bands: min..max over seeds. The shaded last
+    ``LAST_FRACTION`` of the run is where the convergence criterion
+    (:mod:`keras_sngan.experiments.convergence`) asks a cell to stay settled.
+    """
+    from keras_sngan.experiments.convergence import LAST_FRACTION
+
+    quality = load(inputs, "quality.csv")
+    datasets = order(quality["dataset"].unique(), DATASET_ORDER)
+    methods = order(quality["method"].unique(), METHOD_ORDER)
+    fig, axes = plt.subplots(2, len(datasets), figsize=(5.2 * len(datasets), 6.4), squeeze=False, layout="constrained")
+    for j, dataset in enumerate(datasets):
+        q = quality[quality["dataset"] == dataset]
+        last = int(q["iteration"].max())
+        for method in methods:
+            qm = q[q["method"] == method]
+            _band(axes[0, j], qm, "excess", method, 1)
+            if "num_modes" in qm and qm["num_modes"].notna().any():
+                _band(axes[1, j], qm, "modes_covered", method, 1)
+        for ax in axes[:, j]:
+            ax.axvspan((1 - LAST_FRACTION) * last, last, color="0.9", zorder=0)
+        axes[0, j].axhline(0, color="k", lw=0.8)
+        axes[0, j].set_title(dataset, fontsize=10)
+        axes[1, j].set_xlabel("generator iteration")
+        if "num_modes" in q and q["num_modes"].notna().any():
+            axes[1, j].axhline(float(q["num_modes"].max()), color="k", lw=0.8, ls=":")
+        else:
+            axes[1, j].text(0.5, 0.5, "no modes (continuous)", ha="center", va="center", transform=axes[1, j].transAxes)
+    axes[0, 0].set_ylabel("W1 excess over the real-vs-real floor")
+    axes[1, 0].set_ylabel("modes covered")
+    axes[0, 0].legend(fontsize=8)
+    fig.suptitle("Convergence of the long runs (mean, band = min..max over seeds; grey: the criterion's last "
+                 f"{LAST_FRACTION:.0%})")
+    io.save_figure(fig, out)
+
+
 FIGURES = {
+    "convergence": convergence,
     "overfitting": overfitting,
     "variance": variance,
     "lipschitz": lipschitz,

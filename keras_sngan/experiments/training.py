@@ -46,6 +46,9 @@ METHODS = ("clip", "gp", "sn")
 OPTIMIZERS = ("adam", "rmsprop")
 
 
+GAUSSIAN_MIXTURES = ("8gaussians", "25gaussians")  # toy sets with modes to count
+
+
 def is_image_dataset(dataset: str) -> bool:
     """Everything but the 2-D toy sets is an image set (digits, TFDS images)."""
     from keras_sngan import datasets
@@ -204,25 +207,35 @@ def _make_recorder_class():
 
         METRICS = ("critic_loss", "wasserstein", "generator_loss", "gradient_penalty", "grad_norm")
 
-        def __init__(self, steps_per_epoch, stats_every, first_batch, train_real, heldout_real, latent_dim, gap_samples, seed):
+        def __init__(self, steps_per_epoch, stats_every, first_batch, train_real, heldout_real, latent_dim, gap_samples, seed,
+                     quality_samples=0, dataset=None):
             super().__init__()
             self.steps_per_epoch = steps_per_epoch
             self.stats_every = stats_every
             self.first_batch = first_batch
             self.train_real, self.heldout_real = train_real, heldout_real
             self.latent_dim, self.gap_samples, self.seed = latent_dim, gap_samples, seed
-            self.history, self.layers, self.gap, self.epoch_seconds = [], [], [], []
+            self.history, self.layers, self.gap, self.quality, self.epoch_seconds = [], [], [], [], []
             self.iteration = 0
+            self.quality_samples, self.dataset = int(quality_samples), dataset
+            if self.quality_samples:
+                rng = np.random.default_rng([seed, 2468])  # its own stream: training draws nothing extra
+                n = self.quality_samples
+                self._quality_noise = rng.standard_normal((n, latent_dim)).astype("float32")
+                self._quality_real = heldout_real[:n]
+                self._quality_reference = train_real[rng.choice(len(train_real), n, replace=False)]
             # One gradient-norm probe for every method (claim 1): pure, so resume stays exact.
             from keras_sngan.gradient_probe import GradientProbe
 
             self.probe = GradientProbe(first_batch, latent_dim, seed)
 
         def state(self) -> dict:
-            return {"history": self.history, "layers": self.layers, "gap": self.gap, "epoch_seconds": self.epoch_seconds}
+            return {"history": self.history, "layers": self.layers, "gap": self.gap, "quality": self.quality,
+                    "epoch_seconds": self.epoch_seconds}
 
         def restore(self, state: dict, epoch: int) -> None:
             self.history, self.layers, self.gap = state["history"], state["layers"], state["gap"]
+            self.quality = state.get("quality", [])
             self.epoch_seconds = state["epoch_seconds"]
             self.iteration = epoch * self.steps_per_epoch
 
@@ -234,6 +247,17 @@ def _make_recorder_class():
                 self.latent_dim, n=self.gap_samples, seed=self.seed,
             )
             return {"iteration": iteration, **{k: row[k] for k in ("w_train", "w_heldout", "gap")}}
+
+        def _quality_row(self, iteration):
+            from keras_sngan import datasets, metrics
+
+            fake = keras.ops.convert_to_numpy(_compiled_inference(self.model.generator)(self._quality_noise)).astype(np.float32)
+            row = {"iteration": iteration, **metrics.wasserstein1_with_floor(fake, self._quality_real, self._quality_reference)}
+            if self.dataset in GAUSSIAN_MIXTURES:
+                centers, std = datasets.gaussian_mixture_modes(self.dataset)
+                modes = metrics.mode_statistics(fake, centers, std)
+                row.update({k: modes[k] for k in ("modes_covered", "num_modes", "high_quality_fraction")})
+            return row
 
         def on_epoch_begin(self, epoch, logs=None):
             if epoch == 0 and not self.history:
@@ -251,6 +275,8 @@ def _make_recorder_class():
             for depth, (name, value) in enumerate(grads.items()):
                 self.layers.append({"iteration": 0, "layer": name, "depth": depth, "grad_norm": value, "spectral_norm": norms[name]})
             self.gap.append(self._gap_row(0))
+            if self.quality_samples:
+                self.quality.append(self._quality_row(0))
 
         def on_train_batch_end(self, batch, logs=None):
             with timing.phase("diagnostics"):
@@ -278,6 +304,9 @@ def _make_recorder_class():
 
         def on_epoch_end(self, epoch, logs=None):
             self.epoch_seconds.append(time.perf_counter() - self._epoch_start)
+            if self.quality_samples:
+                with timing.phase("diagnostics"):
+                    self.quality.append(self._quality_row(self.iteration))
 
     return DiagnosticsRecorder
 
@@ -339,6 +368,7 @@ def train(
     distribute: str = "auto",
     replicas: int = 1,
     jit_compile="auto",
+    quality_samples: int = 0,
 ) -> dict:
     """Train one WGAN and write its diagnostics and models into ``out_dir``.
 
@@ -382,12 +412,18 @@ def train(
         jit_compile: ``"auto"`` (XLA for the models and run lengths where
             it is faster on a CPU, :func:`choose_jit_compile`), ``True`` or
             ``False``; the choice is recorded in ``run.json``.
+        quality_samples: toy sets only: with ``n`` > 0, the sample quality of
+            the generator (W1 of ``n`` points against ``n`` held-out points,
+            the real-vs-real floor, modes covered) at iteration 0 and after
+            every epoch, written to ``quality.csv`` (the convergence record of
+            the long profile). 0 (default): not recorded.
     """
     return train_seeds(
         [out_dir], dataset, method, [seed], iterations, batch_size, n_critic=n_critic, model=model,
         optimizer=optimizer, gp_weight=gp_weight, clip_value=clip_value, epochs=epochs, stats_every=stats_every,
         gap_samples=gap_samples, train_size=train_size, checkpoint_dirs=[checkpoint_dir], threads=threads,
         verbose=verbose, callbacks=callbacks, distribute=distribute, replicas=replicas, jit_compile=jit_compile,
+        quality_samples=quality_samples,
     )[0]
 
 
@@ -414,6 +450,7 @@ def train_seeds(
     distribute: str = "auto",
     replicas: int = 1,
     jit_compile="auto",
+    quality_samples: int = 0,
 ) -> list[dict]:
     """Several runs that differ only in their seed, one after the other in this process.
 
@@ -453,6 +490,12 @@ def train_seeds(
     if len(set(map(os.fspath, out_dirs))) != len(out_dirs):
         raise ValueError(f"train: every seed needs its own output directory, received `out_dirs`={out_dirs!r}.")
     _check_run_args(dataset, method, iterations, batch_size, n_critic, epochs, stats_every)
+    quality_samples = io.check_int("train", "quality_samples", quality_samples, 0)
+    if quality_samples and is_image_dataset(dataset):
+        raise ValueError(
+            f"train: `quality_samples`={quality_samples} needs a 2-d toy dataset (W1 and modes of points), "
+            f"received `dataset`={dataset!r}; use 0 for image sets."
+        )
     jit = choose_jit_compile(jit_compile, dataset, method, model or {}, iterations)
     optimizer = dict(optimizer or {"name": "adam", "learning_rate": 1e-4})
     # The strategy and the thread limits before any other TensorFlow op
@@ -469,6 +512,8 @@ def train_seeds(
         model=dict(model or {}), optimizer=optimizer, gp_weight=gp_weight, clip_value=clip_value, epochs=epochs,
         stats_every=stats_every, gap_samples=gap_samples, train_size=train_size,
     )
+    if quality_samples:  # only when asked for: the checkpoint fingerprint of every other run stays as it was
+        run["quality_samples"] = quality_samples
     run["model"].setdefault("clip_value", clip_value)
     infos, stores, warm = [], [], None
     with contextlib.ExitStack() as locks:  # every seed's store stays locked, its final checkpoint kept, until all are done
@@ -518,8 +563,12 @@ def _train_one(run, seed, out_dir, checkpoint_dir, strategy, threads, verbose, c
     first_batch = next(iter(data_stream.training_stream(train_real, batch_size, n_critic, seed, 0, 1)))
     recorder = _make_recorder_class()(
         steps, run["stats_every"], first_batch[::n_critic][:batch_size], train_real, heldout_real, latent_dim,
-        min(run["gap_samples"], len(heldout_real)), seed,
+        min(run["gap_samples"], len(heldout_real)), seed, quality_samples=run.get("quality_samples", 0), dataset=dataset,
     )
+    if recorder.quality_samples > len(heldout_real):
+        raise ValueError(
+            f"train: `quality_samples`={recorder.quality_samples} exceeds the {len(heldout_real)} held-out points of {dataset!r}."
+        )
     # One process per checkpoint directory: a rerun waits for an orphan of a killed snakemake.
     locks.enter_context(store.exclusive())
     with strategy.scope(), timing.phase("io"):
@@ -553,6 +602,7 @@ def _train_one(run, seed, out_dir, checkpoint_dir, strategy, threads, verbose, c
         "resumed_from_epoch": resumed_from_epoch,
         "replicas": strategy.num_replicas_in_sync,
         "jit_compile": jit,
+        **({"quality_samples": run["quality_samples"]} if "quality_samples" in run else {}),
     }
     with timing.phase("io"):
         _write_outputs(out_dir, recorder, gan, info)
@@ -627,6 +677,8 @@ def _write_outputs(out_dir, recorder, gan, info) -> None:
     io.write_csv(os.path.join(out_dir, "history.csv"), pd.DataFrame(recorder.history))
     io.write_csv(os.path.join(out_dir, "layers.csv"), pd.DataFrame(recorder.layers))
     io.write_csv(os.path.join(out_dir, "gap.csv"), pd.DataFrame(recorder.gap))
+    if recorder.quality_samples:
+        io.write_csv(os.path.join(out_dir, "quality.csv"), pd.DataFrame(recorder.quality))
     for name, net in (("critic", gan.critic), ("generator", gan.generator)):
         with io.atomic_path(os.path.join(out_dir, f"{name}.keras")) as tmp:
             net.save(tmp)
@@ -683,7 +735,7 @@ def _evaluate(run_dir, out_dir, classifier_path, n_samples, grid, threads) -> di
         n = min(n_samples, len(heldout))
         reference = train_real[rng.choice(len(train_real), n, replace=False)]
         result.update({f"w1_{k}" if k != "n" else "w1_n": v for k, v in metrics.wasserstein1_with_floor(fake[:n], heldout[:n], reference).items()})
-        if dataset in ("8gaussians", "25gaussians"):
+        if dataset in GAUSSIAN_MIXTURES:
             centers, std = datasets.gaussian_mixture_modes(dataset)
             modes = metrics.mode_statistics(fake, centers, std)
             result.update(high_quality_fraction=modes["high_quality_fraction"], modes_covered=modes["modes_covered"], num_modes=modes["num_modes"])

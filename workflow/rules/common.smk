@@ -38,22 +38,42 @@ COMPARE_RUNS = [
 ]
 IMAGE_SETS = [d for d in CMP["datasets"] if d not in TOYS]
 TOY_SETS = [d for d in CMP["datasets"] if d in TOYS]
+TOY_RUNS = [f"{R}/runs/compare/{d}/{m}/seed{s}" for d in TOY_SETS for m in CMP["methods"] for s in CMP["seeds"]]
 GF_CONFIGS = [f"clip{c:g}" for c in GF["clip_values"]] + list(GF["methods"])
 GF_RUNS = {
     f"{label}": [f"{R}/runs/gradient_flow/{label}/seed{s}" for s in GF["seeds"]] for label in GF_CONFIGS
 }
 RUN_FILES = ("history.csv", "layers.csv", "gap.csv", "run.json", "critic.keras", "generator.keras")
+# Comparison runs also record their sample quality when the profile asks for it (the long profile).
+QUALITY = CMP.get("quality_samples", 0)
+COMPARE_FILES = RUN_FILES + (("quality.csv",) if QUALITY else ())
+if QUALITY and IMAGE_SETS:
+    raise ValueError(
+        f"config: `compare.quality_samples`={QUALITY} records W1 and modes of 2-d points: it needs toy "
+        f"datasets only, received `compare.datasets`={CMP['datasets']} (image sets {IMAGE_SETS}); set it to 0."
+    )
+# The long profile reads the experiments that do not depend on the comparison's
+# settings (variance, Lipschitz, overfitting, gradient flow) from this results
+# directory instead of recomputing them.
+REUSE = config.get("reuse")
 
 
-def method_args(method, toy=False):
+def shared(paths):
+    """The outputs of an experiment the profile may reuse: under `reuse` if set, else this profile's own."""
+    paths = [paths] if isinstance(paths, str) else list(paths)
+    return [f"{REUSE}/{p[len(R) + 1:]}" if REUSE else p for p in paths]
+
+
+def method_args(method, toy=False, gp_weight=None):
     """CLI options of the optimizer and constraint of one method.
 
-    On the 2-d toy sets the penalty weight is ``compare.toy.gp_weight``
-    (WGAN-GP's gan_toy.py uses 0.1 there), elsewhere ``methods.gp.gp_weight``.
+    On the 2-d toy sets the penalty weight is ``gp_weight`` if given, else
+    ``compare.toy.gp_weight`` (WGAN-GP's gan_toy.py uses 0.1 there); elsewhere
+    ``methods.gp.gp_weight``.
     """
     spec = dict(config["methods"][method])
     if toy and method == "gp":
-        spec["gp_weight"] = CMP["toy"]["gp_weight"]
+        spec["gp_weight"] = CMP["toy"]["gp_weight"] if gp_weight is None else gp_weight
     args = f"--optimizer {spec['optimizer']} --learning-rate {spec['learning_rate']}"
     for key in ("beta_1", "beta_2", "epsilon", "gp_weight", "clip_value", "sn_method"):
         if key in spec:
@@ -61,11 +81,17 @@ def method_args(method, toy=False):
     return args
 
 
-def compare_args(wildcards):
-    """CLI options of one comparison cell (dataset, method): every seed of `compare.seeds`."""
+def compare_args(wildcards, changes=None):
+    """CLI options of one comparison cell (dataset, method): every seed of `compare.seeds`.
+
+    ``changes``: a robustness variant's changes (`seeds`, toy `width`, `gp_weight`).
+    """
+    changes = changes or {}
+    seeds = changes.get("seeds", CMP["seeds"])
     if wildcards.dataset in TOYS:
-        t = CMP["toy"]
+        t = {**CMP["toy"], **{k: changes[k] for k in ("width", "gp_weight") if k in changes}}
         model = f"--width {t['width']} --depth {t['depth']}"
+        model += f" --quality-samples {QUALITY}" if QUALITY else ""
     else:
         t = CMP["images"]
         model = (
@@ -73,10 +99,10 @@ def compare_args(wildcards):
             f"--latent-dim {t['latent_dim']}"
         )
     return (
-        f"--dataset {wildcards.dataset} --method {wildcards.method} --seed {' '.join(map(str, CMP['seeds']))} "
+        f"--dataset {wildcards.dataset} --method {wildcards.method} --seed {' '.join(map(str, seeds))} "
         f"--iterations {t['iterations']} --batch-size {t['batch_size']} --n-critic {CMP['n_critic']} "
         f"--epochs {CMP['epochs']} --stats-every {CMP['stats_every']} {model} "
-        f"{method_args(wildcards.method, toy=wildcards.dataset in TOYS)}"
+        f"{method_args(wildcards.method, toy=wildcards.dataset in TOYS, gp_weight=t.get('gp_weight'))}"
     )
 
 
@@ -146,3 +172,23 @@ def overfit_args(wildcards):
         f"--records {OV['records']} --batch-size {OV['batch_size']} --n-critic {OV['n_critic']} "
         f"--width {OV['width']} --depth {OV['depth']} {args}"
     )
+
+
+# Robustness variants (config `robustness`, the long profile): see workflow/rules/robustness.smk.
+ROB = config.get("robustness") or {}
+VARIANTS = ROB.get("variants", {})
+
+
+def variant_seeds(spec):
+    return spec.get("seeds", CMP["seeds"])
+
+
+def variant_runs(name):
+    """Every run directory of a variant: its own cells."""
+    spec = VARIANTS[name]
+    return [
+        f"{R}/runs/variants/{name}/{d}/{m}/seed{s}"
+        for d in TOY_SETS
+        for m in spec.get("methods", CMP["methods"])
+        for s in variant_seeds(spec)
+    ]

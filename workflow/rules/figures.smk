@@ -1,14 +1,12 @@
 # Figures (PNG), each wrapped in report() for `snakemake --report report.html`.
 
 FIG = f"{R}/figures"
-FIGURES = [
-    f"{FIG}/variance.png",
-    f"{FIG}/lipschitz.png",
-    f"{FIG}/training_behaviour.png",
-    f"{FIG}/layer_stats.png",
-    f"{FIG}/gradient_flow.png",
-    f"{FIG}/overfitting.png",
-]
+# With `reuse`, the figures of the reused experiments are the reused directory's.
+FIGURES = [f"{FIG}/training_behaviour.png", f"{FIG}/layer_stats.png"]
+if not REUSE:
+    FIGURES += [f"{FIG}/variance.png", f"{FIG}/lipschitz.png", f"{FIG}/gradient_flow.png", f"{FIG}/overfitting.png"]
+if QUALITY:
+    FIGURES.append(f"{FIG}/convergence.png")
 if TOY_SETS:
     FIGURES.append(f"{FIG}/samples.png")
 if IMAGE_SETS:
@@ -143,3 +141,20 @@ rule figure_overfitting:
         f"{BENCH}/figures/overfitting.tsv"
     shell:
         "keras-sngan figure overfitting --inputs {input} --out {output} > {log} 2>&1"
+
+
+rule figure_convergence:
+    input:
+        [f"{run}/{name}" for run in TOY_RUNS for name in ("quality.csv", "run.json")],
+    output:
+        report(f"{FIG}/convergence.png", category="3. SN vs GP vs clipping", caption="../report/convergence.rst"),
+    params:
+        runs=TOY_RUNS,
+    conda:
+        "../../environment.yml"
+    log:
+        f"{LOGS}/figures/convergence.log",
+    benchmark:
+        f"{BENCH}/figures/convergence.tsv"
+    shell:
+        "keras-sngan figure convergence --inputs {params.runs} --out {output} > {log} 2>&1"

@@ -25,7 +25,7 @@ wildcard_constraints:
 # rewrites its outputs.
 rule train_compare:
     output:
-        [f"{R}/runs/compare/{{dataset}}/{{method}}/seed{s}/{name}" for s in CMP["seeds"] for name in RUN_FILES],
+        [f"{R}/runs/compare/{{dataset}}/{{method}}/seed{s}/{name}" for s in CMP["seeds"] for name in COMPARE_FILES],
     params:
         out_dir=lambda w: f"{R}/runs/compare/{w.dataset}/{w.method}/seed{{seed}}",
         checkpoint=lambda w: f"{CKPT}/compare/{w.dataset}/{w.method}/seed{{seed}}",

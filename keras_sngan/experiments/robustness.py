@@ -1,0 +1,216 @@
+"""Robustness of every verdict: the same rules, decided again one factor at a time.
+
+The rules of :mod:`keras_sngan.experiments.claims` stay fixed; only their
+inputs vary. Around a profile's comparison runs (the *base*), each setting
+changes one factor:
+
+- a *variant* (config ``robustness.variants``): runs trained again with one
+  change (penalty weight, width, ...) for the methods it names; the base runs
+  of the other methods complete the comparison;
+- a shorter *budget* (``robustness.budgets``): the base runs judged as if
+  they had stopped at that iteration (a run's first ``k`` iterations do not
+  depend on its length: same seed, data order and optimizer, no schedule);
+- *bootstrap*: ``B`` resamples of the seeds of every (dataset, method) cell
+  (and of every overfitting cell) with replacement. The setting *holds* if at
+  least ``BOOTSTRAP_HOLD`` of the resamples give the base verdict.
+
+Per claim: the verdict in each setting, "holds in k of n" (n: the settings
+that apply to the claim) and *fragile* with the factors that flip it if k < n.
+Claim 2b reads the overfitting experiment, whose own factors are the penalty
+weight (GP at gan_toy.py's 0.1, run on its toy cells) and the bootstrap over
+its seeds. Claims 4 and 5 are decided by certified bounds and an exact
+variance check: no factor of this table enters their inputs.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from keras_sngan.experiments import claims as rules
+from keras_sngan.experiments import io, overfitting
+from keras_sngan.experiments.runs import load
+
+BOOTSTRAP_HOLD = 0.9
+TRAINING_CLAIMS = ("1", "2a", "3")
+HISTORY_COLUMNS = ("dataset", "method", "seed", "iteration", "wasserstein", "probe_grad_norm")
+
+
+def _training_verdicts(history, window, overfit):
+    return {
+        "1": rules.claim_clipping(history, window)["verdict"],
+        "2a": rules.claim_gp_speed(history)["verdict"],
+        "3": rules.claim_middle(history, window, overfit)["verdict"],
+    }
+
+
+def combine(base: pd.DataFrame, variant: pd.DataFrame) -> pd.DataFrame:
+    """The base history with every (dataset, method) cell that ``variant`` ran replaced by the variant's runs."""
+    cells = set(map(tuple, variant[["dataset", "method"]].drop_duplicates().to_numpy()))
+    keep = [(d, m) not in cells for d, m in zip(base["dataset"], base["method"])]
+    return pd.concat([base[keep], variant], ignore_index=True)
+
+
+def truncate(history: pd.DataFrame, budget: int) -> pd.DataFrame:
+    """The runs as if they had stopped at iteration ``budget``."""
+    budget = io.check_int("robustness", "budget", budget, 1)
+    last = int(history["iteration"].max())
+    if budget >= last:
+        raise ValueError(f"robustness: a budget must be shorter than the runs ({last} iterations), received {budget}.")
+    return history[history["iteration"] <= budget]
+
+
+def resample(frame: pd.DataFrame, keys, rng) -> pd.DataFrame:
+    """Seeds of every ``keys`` cell drawn with replacement (as many as it has), relabelled 0..n-1."""
+    return Resampler(frame, keys)(rng)
+
+
+class Resampler:
+    """:func:`resample`, with the frame split by cell and seed once for many draws."""
+
+    def __init__(self, frame: pd.DataFrame, keys):
+        self.cells = [
+            [run for _, run in g.groupby("seed", sort=True)] for _, g in frame.groupby(list(keys), sort=False)
+        ]
+
+    def __call__(self, rng) -> pd.DataFrame:
+        parts = []
+        for runs in self.cells:
+            for new, i in enumerate(rng.integers(0, len(runs), size=len(runs))):
+                parts.append(runs[i].assign(seed=new))
+        return pd.concat(parts, ignore_index=True)
+
+
+def gp_at_toy_weight(overfit: pd.DataFrame, label="gp0.1") -> pd.DataFrame | None:
+    """The overfitting table with GP at gan_toy.py's weight (``label``) in place of ``gp`` where it was run."""
+    if label not in set(overfit["method"]):
+        return None
+    cells = set(map(tuple, overfit[overfit["method"] == label][["dataset", "train_size"]].drop_duplicates().to_numpy()))
+    in_cells = np.array([(d, s) in cells for d, s in zip(overfit["dataset"], overfit["train_size"])])
+    out = overfit[~(in_cells & (overfit["method"] == "gp").to_numpy())].copy()
+    out.loc[out["method"] == label, "method"] = "gp"
+    return out
+
+
+def _settings_row(factor, setting, verdict, base):
+    return {"factor": factor, "setting": setting, "verdict": verdict, "holds": verdict == base}
+
+
+def decide(base_history, variants: dict, budgets, window, overfit=None, bootstrap: int = 200, seed: int = 0) -> dict:
+    """Every claim's verdict in every setting.
+
+    Args:
+        base_history: the profile's comparison runs (``history.csv`` rows with dataset, method, seed).
+        variants: ``{name: history of the variant's own runs}``.
+        budgets: shorter iteration budgets to judge the base runs at.
+        window: "about iteration 200".
+        overfit: the overfitting experiment's final rows (claims 2b and 3), or None.
+        bootstrap: resamples (0: no bootstrap setting).
+
+    Returns:
+        ``{"claims": {id: {base, settings: [...], k, n, fragile, flipped_by}}, "bootstrap": B, ...}``.
+    """
+    window = tuple(int(w) for w in window)
+    base_history = base_history[[c for c in HISTORY_COLUMNS if c in base_history]]
+    variants = {name: h[[c for c in HISTORY_COLUMNS if c in h]] for name, h in variants.items()}
+    base = _training_verdicts(base_history, window, overfit)
+    settings = {cid: [] for cid in (*TRAINING_CLAIMS, "2b")}
+    for name, history in variants.items():
+        verdicts = _training_verdicts(combine(base_history, history), window, overfit)
+        for cid in TRAINING_CLAIMS:
+            settings[cid].append(_settings_row(name, _describe(history), verdicts[cid], base[cid]))
+    for budget in budgets:
+        verdicts = _training_verdicts(truncate(base_history, budget), window, overfit)
+        for cid in TRAINING_CLAIMS:
+            settings[cid].append(_settings_row("budget", f"{budget} iterations", verdicts[cid], base[cid]))
+    base["2b"] = rules.claim_gp_overfit(overfit)["verdict"] if overfit is not None else None
+    if overfit is not None:
+        toy_weight = gp_at_toy_weight(overfit)
+        if toy_weight is not None:
+            settings["2b"].append(_settings_row("gp_weight", "GP at gan_toy.py's 0.1 on its toy cells",
+                                                rules.claim_gp_overfit(toy_weight)["verdict"], base["2b"]))
+    shares = {}
+    if bootstrap:
+        rng = np.random.default_rng(seed)
+        agree = {cid: 0 for cid in settings}
+        draw_runs = Resampler(base_history, ("dataset", "method"))
+        draw_overfit = Resampler(overfit, ("dataset", "train_size", "method")) if overfit is not None else None
+        for _ in range(int(bootstrap)):
+            history = draw_runs(rng)
+            over = draw_overfit(rng) if overfit is not None else None
+            verdicts = _training_verdicts(history, window, over)
+            if over is not None:
+                verdicts["2b"] = rules.claim_gp_overfit(over)["verdict"]
+            for cid in settings:
+                agree[cid] += verdicts.get(cid) == base[cid]
+        for cid in settings:
+            if base[cid] is None:
+                continue
+            shares[cid] = agree[cid] / int(bootstrap)
+            row = _settings_row("bootstrap", f"{int(bootstrap)} seed resamples: {shares[cid]:.0%} give the base verdict",
+                                base[cid] if shares[cid] >= BOOTSTRAP_HOLD else "varies", base[cid])
+            row["share"] = shares[cid]
+            settings[cid].append(row)
+    out = {}
+    for cid, rows in settings.items():
+        if base[cid] is None:
+            continue
+        k = sum(r["holds"] for r in rows)
+        flipped = sorted({r["factor"] for r in rows if not r["holds"]})
+        out[cid] = {"base": base[cid], "settings": rows, "k": k, "n": len(rows), "fragile": bool(flipped),
+                    "flipped_by": flipped}
+    for cid in ("4", "5"):
+        out[cid] = {"base": None, "settings": [], "k": 0, "n": 0, "fragile": False, "flipped_by": [],
+                    "note": "decided by certified bounds and an exact variance check: no factor of this table enters its inputs"}
+    return {"claims": out, "bootstrap": int(bootstrap), "BOOTSTRAP_HOLD": BOOTSTRAP_HOLD, "window": list(window),
+            "budgets": [int(b) for b in budgets], "variants": list(variants)}
+
+
+def _describe(history):
+    cells = history[["method"]].drop_duplicates()["method"].tolist()
+    return f"methods {', '.join(cells)}; seeds {sorted(history['seed'].unique().tolist())}"
+
+
+def markdown(result: dict, descriptions: dict | None = None) -> str:
+    """One table per claim: the verdict in each setting, then "holds in k of n"."""
+    descriptions = descriptions or {}
+    lines = ["# Robustness of the verdicts", "",
+             "Generated by `keras-sngan robustness` (`keras_sngan/experiments/robustness.py`): the fixed rules, "
+             "decided again one factor at a time around the long profile's runs. The bootstrap setting holds if at "
+             f"least {result['BOOTSTRAP_HOLD']:.0%} of its seed resamples give the base verdict.", "",
+             "| claim | base verdict | holds in | fragile (flipped by) |", "|---|---|---|---|"]
+    for cid, c in result["claims"].items():
+        if c["base"] is None:
+            lines.append(f"| {cid} | (default profile's) | n/a | n/a: {c['note']} |")
+            continue
+        lines.append(f"| {cid} | {c['base']} | {c['k']} of {c['n']} | "
+                     + (f"**fragile** ({', '.join(c['flipped_by'])})" if c["fragile"] else "no") + " |")
+    for cid, c in result["claims"].items():
+        if not c["settings"]:
+            continue
+        lines += ["", f"## Claim {cid}: {c['base']} in the base setting", "", "| factor | setting | verdict | holds |",
+                  "|---|---|---|---|"]
+        for r in c["settings"]:
+            setting = descriptions.get(r["factor"], r["setting"])
+            lines.append(f"| {r['factor']} | {setting} | {r['verdict']} | {'yes' if r['holds'] else '**no**'} |")
+    return "\n".join(lines) + "\n"
+
+
+def run(base_runs, variant_runs: dict, budgets, window, out_json, out_md, overfit_csv=None, bootstrap=200,
+        descriptions: dict | None = None) -> dict:
+    """Load the runs, decide every setting and write ``robustness.json`` and ``robustness.md``.
+
+    ``variant_runs``: ``{name: [run directories of the variant's own runs]}``;
+    ``descriptions``: ``{name: text}`` shown for a variant's setting.
+    """
+    base = load(base_runs, "history.csv")
+    variants = {name: load(runs, "history.csv") for name, runs in variant_runs.items()}
+    overfit = overfitting.final(pd.read_csv(overfit_csv)) if overfit_csv is not None else None
+    result = decide(base, variants, budgets, window, overfit=overfit, bootstrap=bootstrap)
+    if descriptions:
+        for c in result["claims"].values():
+            for r in c["settings"]:
+                r["setting"] = descriptions.get(r["factor"], r["setting"])
+    io.write_json(out_json, result)
+    io.write_text(out_md, markdown(result))
+    return result

@@ -1,0 +1,126 @@
+"""The robustness table: the fixed rules decided again per setting, on histories built to flip (or not)."""
+
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from keras_sngan.experiments import claims as rules
+from keras_sngan.experiments import claims_report, robustness
+
+N = 400
+WINDOW = (150, 250)
+
+
+def _history(curves, seeds=(0, 1, 2), dataset="8gaussians"):
+    """``curves[method](t, seed) -> (wasserstein, probe_grad_norm)`` for t = 0..N."""
+    rows = []
+    for method, curve in curves.items():
+        for seed in seeds:
+            for t in range(N + 1):
+                w, g = curve(t, seed)
+                rows.append({"dataset": dataset, "method": method, "seed": seed, "iteration": t,
+                             "wasserstein": w, "probe_grad_norm": g})
+    return pd.DataFrame(rows)
+
+
+def linear(t, seed):
+    return t / N, 1.0
+
+
+def step_at_35(t, seed):
+    """GP's estimate jumps at iteration 35: inside the first 10% of a 400-iteration run, outside that of 300."""
+    return (1.0 if t >= 35 else 0.0), 1.0
+
+
+def clip_small(t, seed):
+    return t / N, (1.0 if t == 0 else 0.01)
+
+
+def squared(t, seed):
+    return (t / N) ** 2, 1.0
+
+
+BASE = {"clip": clip_small, "gp": step_at_35, "sn": linear}
+
+
+def test_base_verdicts_are_the_rules_own():
+    history = _history(BASE)
+    result = robustness.decide(history, {}, [], WINDOW, bootstrap=0)
+    assert result["claims"]["1"]["base"] == rules.claim_clipping(history, WINDOW)["verdict"] == rules.SUPPORTED
+    assert result["claims"]["2a"]["base"] == rules.claim_gp_speed(history)["verdict"] == rules.SUPPORTED
+    assert result["claims"]["2a"]["n"] == 0 and not result["claims"]["2a"]["fragile"]
+
+
+def test_a_variant_that_slows_gp_flips_claim_2a_and_is_named():
+    history = _history(BASE)
+    slow_gp = _history({"gp": squared})
+    result = robustness.decide(history, {"gp_weight_10": slow_gp}, [], WINDOW, bootstrap=0)
+    c = result["claims"]["2a"]
+    assert c["settings"][0]["verdict"] == rules.NOT_SUPPORTED
+    assert c["fragile"] and c["flipped_by"] == ["gp_weight_10"] and (c["k"], c["n"]) == (0, 1)
+    assert not result["claims"]["1"]["fragile"]  # clipping's gradients did not change
+
+
+def test_a_variant_replaces_only_its_own_cells():
+    history = _history(BASE)
+    combined = robustness.combine(history, _history({"gp": squared}, seeds=(0,)))
+    assert sorted(combined[combined["method"] == "gp"]["seed"].unique()) == [0]
+    pd.testing.assert_frame_equal(combined[combined["method"] == "sn"].reset_index(drop=True),
+                                  history[history["method"] == "sn"].reset_index(drop=True))
+
+
+def test_a_shorter_budget_is_the_truncated_run_and_can_flip_a_verdict():
+    history = _history(BASE)
+    result = robustness.decide(history, {}, [300], WINDOW, bootstrap=0)
+    row = result["claims"]["2a"]["settings"][0]
+    assert row["factor"] == "budget" and row["verdict"] != rules.SUPPORTED and not row["holds"]
+    assert rules.claim_gp_speed(history[history["iteration"] <= 300])["verdict"] == row["verdict"]
+    assert result["claims"]["1"]["settings"][0]["holds"]  # the window 150-250 lies inside both budgets
+    with pytest.raises(ValueError, match="budget"):
+        robustness.truncate(history, N)
+
+
+def test_the_bootstrap_share_matches_the_probability_of_dropping_the_one_fast_seed():
+    # GP is fast on seed 0 only: a resample without seed 0 (probability (2/3)^3) ranks GP last.
+    def gp(t, seed):
+        return step_at_35(t, seed) if seed == 0 else (0.0, 1.0)
+
+    history = _history({"clip": clip_small, "gp": gp, "sn": linear})
+    result = robustness.decide(history, {}, [], WINDOW, bootstrap=400, seed=1)
+    row = result["claims"]["2a"]["settings"][-1]
+    expected = 1 - (2 / 3) ** 3
+    assert abs(row["share"] - expected) < 4 * np.sqrt(expected * (1 - expected) / 400)
+    assert row["verdict"] == "varies" and result["claims"]["2a"]["flipped_by"] == ["bootstrap"]
+    assert result["claims"]["1"]["settings"][-1]["share"] == 1.0  # identical seeds: every resample agrees
+
+
+def test_claim_2b_is_decided_again_with_gp_at_gan_toys_weight():
+    rng = np.random.default_rng(0)
+    rows = []
+    for method, mean in (("clip", 0.0), ("sn", 0.0), ("gp", 0.0), ("gp0.1", 2.0)):
+        for seed in range(8):
+            d = mean + rng.normal(0, 0.1)
+            rows.append({"dataset": "8gaussians", "train_size": 512, "method": method, "seed": seed, "std_gap": d, "gap": d})
+    overfit = pd.DataFrame(rows)
+    swapped = robustness.gp_at_toy_weight(overfit)
+    assert set(swapped["method"]) == {"clip", "sn", "gp"}
+    assert swapped[swapped["method"] == "gp"]["std_gap"].mean() > 1.5
+    result = robustness.decide(_history(BASE), {}, [], WINDOW, overfit=overfit, bootstrap=0)
+    c = result["claims"]["2b"]
+    assert c["base"] == rules.NOT_SUPPORTED and c["settings"][0]["verdict"] == rules.SUPPORTED
+    assert c["fragile"] and c["flipped_by"] == ["gp_weight"]
+
+
+def test_the_claims_report_refuses_a_robustness_file_of_other_runs(tmp_path):
+    path = tmp_path / "robustness.json"
+    path.write_text(json.dumps({"claims": {"2a": {"base": rules.NOT_SUPPORTED, "k": 1, "n": 1, "fragile": False,
+                                                  "flipped_by": [], "settings": []}}}))
+    claims = [{"id": "2a", "verdict": rules.SUPPORTED}]
+    with pytest.raises(ValueError, match="other runs"):
+        claims_report._attach(claims, {}, path, None, None)
+    path.write_text(json.dumps({"claims": {"2a": {"base": rules.SUPPORTED, "k": 0, "n": 1, "fragile": True,
+                                                  "flipped_by": ["width_512"], "settings": []}}}))
+    claims_report._attach(claims, {}, path, None, None)
+    assert claims_report._robust_text(claims[0]) == "0 of 1, *fragile* (width_512)"
