@@ -3,7 +3,8 @@
 The reproduction pages show the files the pipeline writes, not copies of them:
 tables and ``claims.md`` come in through ``pymdownx.snippets`` when the site is
 built, and the figures through this hook, which adds every file of
-``results/figures`` to the site at ``results/figures/<name>``. A page links to
+``results/figures`` (and of the long profile's ``results/long/figures``) to
+the site at the same path. A page links to
 one as ``../results/figures/<name>.png`` (from ``docs/reproduction/``), and
 ``mkdocs build --strict`` fails if the file is missing.
 
@@ -19,7 +20,7 @@ from mkdocs.structure.files import File
 # Sphinx roles in the docstrings (:func:`x`) are shown as plain code (`x`).
 SPHINX_ROLE = re.compile(r":(?:func|class|mod|meth|attr|data|exc|obj):(?=<code>)")
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-PUBLISHED = ["results/figures"]
+PUBLISHED = ["results/figures", "results/long/figures"]
 
 
 def on_files(files, config):

@@ -49,8 +49,8 @@ def test_readme_is_short_and_its_links_exist():
     assert not missing, missing
 
 
-def _verdicts(markdown, header):
-    """``{claim id: verdict}`` of the first table whose header row starts with ``header``."""
+def _verdicts(markdown, header, column=-1):
+    """``{claim id: verdict}`` of the first table whose header row starts with ``header`` (verdicts in ``column``)."""
     lines = markdown.splitlines()
     start = next(i for i, line in enumerate(lines) if line.startswith(header))
     rows = {}
@@ -58,12 +58,20 @@ def _verdicts(markdown, header):
         if not line.startswith("|"):
             break
         cells = [c.strip() for c in re.split(r"(?<!\\)\|", line.strip())[1:-1]]
-        rows[cells[0]] = re.sub(r"\*\*(.*)\*\*", r"\1", cells[-1])
+        rows[cells[0]] = re.sub(r"\*\*(.*)\*\*", r"\1", cells[column])
     return rows
 
 
+README_TABLE = "| # | claim of the poster | long profile | holds in | default profile |"
+
+
 def test_readme_verdicts_match_results_claims():
-    """Regenerating results/ changes claims.md; the README's table must then be updated with it."""
-    readme = _verdicts(_read("README.md"), "| # | claim of the poster | verdict |")
-    claims = _verdicts(_read(os.path.join("results", "claims.md")), "| # | claim | verdict |")
-    assert readme == claims
+    """Regenerating results/ (or results/long/) changes claims.md; the README's table must then be updated with it."""
+    readme = _read("README.md")
+    default = _verdicts(_read(os.path.join("results", "claims.md")), "| # | claim | verdict |")
+    assert _verdicts(readme, README_TABLE, column=4) == default
+    long = _read(os.path.join("results", "long", "claims.md"))
+    assert _verdicts(readme, README_TABLE, column=2) == _verdicts(long, "| # | claim | verdict |", column=2)
+    robust = _verdicts(long, "| # | claim | verdict |", column=4)
+    for cid, text in _verdicts(readme, README_TABLE, column=3).items():
+        assert text.replace("*", "") == robust[cid].replace("*", ""), cid

@@ -189,6 +189,7 @@ def test_long_profile_end_to_end_on_the_ci_results(tmp_path, ci_pipeline_results
     for cid in ("1", "2a", "3"):
         factors = [r["factor"] for r in robust["claims"][cid]["settings"]]
         assert factors == ["gp_weight_1", "budget", "bootstrap"], factors
+        assert robust["claims"][cid]["settings"][0]["setting"] == "gp_weight 10 -> 1 (gp; seeds [0, 1])"
     claims = json.loads((results / "claims.json").read_text())
     default = {c["id"]: c["verdict"] for c in json.loads((ci_pipeline_results / "claims.json").read_text())["claims"]}
     for c in claims["claims"]:
