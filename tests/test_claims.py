@@ -97,6 +97,17 @@ def test_rule2a_supported_when_gp_rises_first():
     assert claims.claim_gp_speed(h)["verdict"] == claims.SUPPORTED
 
 
+@pytest.mark.parametrize("tied_with", ["clip", "sn"])
+def test_rule2a_a_tie_for_first_is_not_first_whatever_the_method_order(tied_with):
+    # GP's curve equals one other method's (identical p); the third is slower. clip is listed before GP, sn after.
+    tau = {"clip": 100.0, "gp": 3.0, "sn": 100.0}
+    tau[tied_with] = 3.0
+    result = claims.claim_gp_speed(_history(G, tau=tau))
+    assert result["verdict"] == claims.PARTLY
+    assert result["used"]["gp_first_datasets"] == 0 and result["used"]["gp_top_half_datasets"] == 3
+    assert f"rank 1 of 3 (tied with {tied_with})" in result["numbers"][0]
+
+
 def test_rule2a_partly_when_gp_is_second():
     h = _history(G, tau={"clip": 100.0, "gp": 30.0, "sn": 3.0})
     assert claims.claim_gp_speed(h)["verdict"] == claims.PARTLY

@@ -41,9 +41,11 @@ with the verdicts in ``claims.md``):
    last iteration)`` and the run split into blocks of ``cut`` iterations:
    the fraction of its own largest rise a run reaches in the first block
    (scale-free; 0 if the run never rises). Per dataset the methods are
-   ranked by mean ``p`` over seeds. **supported** if GP ranks first on a
-   majority of datasets; **partly** if GP ranks in the top half (first or
-   second of three) on a majority; **not supported** otherwise.
+   ranked by mean ``p`` over seeds; tied methods share the better rank, and
+   a tie for first place is not first (the ranking never depends on the
+   order in which the methods are listed). **supported** if GP ranks first
+   on a majority of datasets; **partly** if GP ranks in the top half (first
+   or second of three) on a majority; **not supported** otherwise.
 2b. *GP risks overfitting.* On the overfitting experiment
    (:mod:`keras_sngan.experiments.overfitting`: fixed small training sets,
    many seeds), per run the standardized train/held-out gap
@@ -309,16 +311,18 @@ def claim_gp_speed(history):
     for dataset, stats_ in progress.items():
         if GP_REFERENCE not in stats_ or len(stats_) < 2:
             continue
-        ranked = sorted(stats_, key=lambda m: -stats_[m][0])
-        rank = ranked.index(GP_REFERENCE) + 1
-        first.append(rank == 1)
-        top_half.append(rank <= math.ceil(len(ranked) / 2))
+        gp = stats_[GP_REFERENCE][0]
+        others = [m for m in stats_ if m != GP_REFERENCE]
+        tied = [m for m in others if stats_[m][0] == gp]
+        rank = 1 + sum(stats_[m][0] > gp for m in others)  # a tie shares the better rank, whatever the method order
+        first.append(rank == 1 and not tied)  # first: ahead of every other method; a tie for first is not first
+        top_half.append(rank <= math.ceil(len(stats_) / 2))
         lines.append(
             f"{dataset}: early progress p of the Wasserstein estimate (fraction of the run's largest rise reached "
             f"in the first {EARLY_FRACTION:.0%}): " + ", ".join(f"{m} {_fmt(stats_[m])}" for m in _methods(stats_))
             + "; raw early rise of W (= drop of the critic loss minus GP's penalty): "
             + ", ".join(f"{m} {drop[dataset][m][0]:.4g}" for m in _methods(drop[dataset]))
-            + f" -> GP's rank {rank} of {len(ranked)}"
+            + f" -> GP's rank {rank} of {len(stats_)}" + (f" (tied with {', '.join(tied)})" if tied else "")
         )
     n = len(first)
     verdict = SUPPORTED if _majority(sum(first), n) else PARTLY if _majority(sum(top_half), n) else NOT_SUPPORTED
