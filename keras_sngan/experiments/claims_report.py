@@ -200,20 +200,28 @@ def markdown(claims, context) -> str:
 def to_html(claims, context) -> str:
     """The verdict table and each claim's numbers as one self-contained HTML page."""
     e = html.escape
+    other = "compared_with" in context
+    robust = any("robustness" in c for c in claims)
     rows = "".join(f"<tr><td>{e(c['id'])}</td><td>{e(c['claim'])}</td><td><b>{e(c['verdict'])}</b></td>"
-                   f"<td>{e(_used_text(c['used']))}</td></tr>" for c in claims)
+                   + (f"<td>{e(c.get('other_profile') or 'n/a')}</td>" if other else "")
+                   + (f"<td>{e(_robust_text(c).replace('*', ''))}</td>" if robust else "")
+                   + f"<td>{e(_used_text(c['used']))}</td></tr>" for c in claims)
     sections = "".join(
         f"<h2>{e(c['id'])}. {e(c['claim'])}</h2><p><b>Verdict: {e(c['verdict'])}.</b></p><ul>"
         + "".join(f"<li>{e(line)}</li>" for line in c["numbers"]) + "</ul>"
         + (f"<p>{e(c['note'])}</p>" if c["note"] else "")
+        + ("<p>Robustness:</p><ul>" + "".join(
+            f"<li>{e(r['factor'])} ({e(r['setting'])}): {e(r['verdict'])}{'' if r['holds'] else ' (flips)'}</li>"
+            for r in c["robustness"]["settings"]) + "</ul>" if "robustness" in c else "")
         for c in claims
     )
+    extra_heads = ("<th>other profile</th>" if other else "") + ("<th>holds in (robustness)</th>" if robust else "")
     context_html = "".join(f"<p>{e(line)}</p>" for line in _context_lines(context))
     return (
         "<!DOCTYPE html><html><head><meta charset=\"utf-8\"><title>Claims and verdicts</title>"
         "<style>body{font-family:sans-serif;margin:1em}td,th{border:1px solid #ccc;padding:4px;vertical-align:top}"
         "table{border-collapse:collapse}</style></head><body><h1>Claims of the poster and what the data say</h1>"
-        f"{context_html}<table><tr><th>#</th><th>claim</th><th>verdict</th><th>numbers and tolerances used</th></tr>"
+        f"{context_html}<table><tr><th>#</th><th>claim</th><th>verdict</th>{extra_heads}<th>numbers and tolerances used</th></tr>"
         f"{rows}</table>{sections}<h2>Rules</h2><pre>{e(_rules_text())}</pre></body></html>\n"
     )
 
