@@ -62,13 +62,9 @@ def truncate(history: pd.DataFrame, budget: int) -> pd.DataFrame:
     return history[history["iteration"] <= budget]
 
 
-def resample(frame: pd.DataFrame, keys, rng) -> pd.DataFrame:
-    """Seeds of every ``keys`` cell drawn with replacement (as many as it has), relabelled 0..n-1."""
-    return Resampler(frame, keys)(rng)
-
-
 class Resampler:
-    """:func:`resample`, with the frame split by cell and seed once for many draws."""
+    """Draws of ``frame`` with the seeds of every ``keys`` cell resampled with replacement (as many as it has),
+    relabelled 0..n-1; the frame is split by cell and seed once for many draws."""
 
     def __init__(self, frame: pd.DataFrame, keys):
         self.cells = [

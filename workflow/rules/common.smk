@@ -177,6 +177,7 @@ def overfit_args(wildcards):
 # Robustness variants (config `robustness`, the long profile): see workflow/rules/robustness.smk.
 ROB = config.get("robustness") or {}
 VARIANTS = ROB.get("variants", {})
+ROBUSTNESS = bool(VARIANTS or ROB.get("budgets"))  # is there a robustness table to compute?
 
 
 def variant_seeds(spec):

@@ -5,7 +5,6 @@
 # With `reuse` (the long profile) the run-length-independent experiments are
 # read from the reused results directory, the gradient-flow context lines are
 # left out, and the verdicts are shown next to that directory's own.
-ROBUSTNESS = bool((config.get("robustness") or {}).get("variants") or (config.get("robustness") or {}).get("budgets"))
 
 
 rule claims:
