@@ -68,12 +68,23 @@ def test_schema_violation_stops_before_any_job(tmp_path, override, field):
     assert "rule train_compare" not in output
 
 
-def test_cross_field_check_names_the_fields(tmp_path):
+@pytest.mark.parametrize(
+    "override, fields",
+    [
+        ({"compare": {"epochs": 7}}, ["compare.epochs"]),
+        # a robustness variant longer than the profile's runs (600) cannot be judged against them
+        ({"robustness": {"variants": {"w": {"width": 8, "iterations": 1200}}}},
+         ["robustness.variants.w.iterations", "compare.toy.iterations"]),
+    ],
+)
+def test_cross_field_check_names_the_fields(tmp_path, override, fields):
     bad = tmp_path / "bad.yaml"
-    bad.write_text(yaml.safe_dump({"compare": {"epochs": 7}}))
+    bad.write_text(yaml.safe_dump(override))
     result = _snakemake("-n", "--configfile", str(bad))
     assert result.returncode != 0
-    assert "compare.epochs" in result.stdout + result.stderr
+    for field in fields:
+        assert field in result.stdout + result.stderr
+    assert "rule train_compare" not in result.stdout + result.stderr
 
 
 def _report_text(path):
@@ -189,7 +200,7 @@ def test_long_profile_end_to_end_on_the_ci_results(tmp_path, ci_pipeline_results
     for cid in ("1", "2a", "3"):
         factors = [r["factor"] for r in robust["claims"][cid]["settings"]]
         assert factors == ["gp_weight_1", "budget", "bootstrap"], factors
-        assert robust["claims"][cid]["settings"][0]["setting"] == "gp_weight 10 -> 1 (gp; seeds [0, 1])"
+        assert robust["claims"][cid]["settings"][0]["setting"] == "gp_weight 10 -> 1; iterations 20 -> 10 (gp; seeds [0, 1])"
     claims = json.loads((results / "claims.json").read_text())
     default = {c["id"]: c["verdict"] for c in json.loads((ci_pipeline_results / "claims.json").read_text())["claims"]}
     for c in claims["claims"]:

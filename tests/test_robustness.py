@@ -82,6 +82,23 @@ def test_a_shorter_budget_is_the_truncated_run_and_can_flip_a_verdict():
         robustness.truncate(history, N)
 
 
+def test_a_shorter_variant_is_judged_with_the_base_runs_truncated_to_its_length():
+    # The variant reruns GP with the same curve for 300 iterations: the comparison is then the 300-iteration
+    # one for every method (the budget setting at 300), not GP's 300 against the others' 400.
+    history = _history(BASE)
+    short_gp = _history({"gp": step_at_35})
+    short_gp = short_gp[short_gp["iteration"] <= 300]
+    combined = robustness.combine(history, short_gp)
+    assert combined.groupby("method")["iteration"].max().to_dict() == {"clip": 300, "gp": 300, "sn": 300}
+    result = robustness.decide(history, {"width_512": short_gp}, [300], WINDOW, bootstrap=0)
+    variant, budget = result["claims"]["2a"]["settings"]
+    assert variant["verdict"] == budget["verdict"] == rules.claim_gp_speed(history[history["iteration"] <= 300])["verdict"]
+    assert not variant["holds"] and result["claims"]["2a"]["flipped_by"] == ["budget", "width_512"]
+    longer = _history({"gp": step_at_35}).assign(iteration=lambda f: f["iteration"] * 2)
+    with pytest.raises(ValueError, match="may not be longer"):
+        robustness.combine(history, longer)
+
+
 def test_the_bootstrap_share_matches_the_probability_of_dropping_the_one_fast_seed():
     # GP is fast on seed 0 only: a resample without seed 0 (probability (2/3)^3) ranks GP last.
     def gp(t, seed):

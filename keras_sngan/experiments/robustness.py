@@ -6,7 +6,11 @@ changes one factor:
 
 - a *variant* (config ``robustness.variants``): runs trained again with one
   change (penalty weight, width, ...) for the methods it names; the base runs
-  of the other methods complete the comparison;
+  of the other methods complete the comparison. A variant may run fewer
+  iterations than the base (a costly factor, such as the reference width,
+  judged at a shorter budget): the base runs are then truncated to the
+  variant's last iteration before they are combined, so every method of the
+  comparison is judged at the same iterations;
 - a shorter *budget* (``robustness.budgets``): the base runs judged as if
   they had stopped at that iteration (a run's first ``k`` iterations do not
   depend on its length: same seed, data order and optimizer, no schedule);
@@ -47,7 +51,17 @@ def _training_verdicts(history, window, overfit):
 
 
 def combine(base: pd.DataFrame, variant: pd.DataFrame) -> pd.DataFrame:
-    """The base history with every (dataset, method) cell that ``variant`` ran replaced by the variant's runs."""
+    """The base history with every (dataset, method) cell that ``variant`` ran replaced by the variant's runs.
+
+    If the variant's runs stop before the base runs, the base runs are truncated to the variant's last
+    iteration (see :func:`truncate`); a variant may not run longer than the base.
+    """
+    last, base_last = int(variant["iteration"].max()), int(base["iteration"].max())
+    if last > base_last:
+        raise ValueError(f"robustness: a variant's runs ({last} iterations) may not be longer than the "
+                         f"profile's runs ({base_last} iterations).")
+    if last < base_last:
+        base = truncate(base, last)
     cells = set(map(tuple, variant[["dataset", "method"]].drop_duplicates().to_numpy()))
     keep = [(d, m) not in cells for d, m in zip(base["dataset"], base["method"])]
     return pd.concat([base[keep], variant], ignore_index=True)

@@ -84,12 +84,12 @@ def method_args(method, toy=False, gp_weight=None):
 def compare_args(wildcards, changes=None):
     """CLI options of one comparison cell (dataset, method): every seed of `compare.seeds`.
 
-    ``changes``: a robustness variant's changes (`seeds`, toy `width`, `gp_weight`).
+    ``changes``: a robustness variant's changes (`seeds`, toy `width`, `gp_weight`, `iterations`).
     """
     changes = changes or {}
     seeds = changes.get("seeds", CMP["seeds"])
     if wildcards.dataset in TOYS:
-        t = {**CMP["toy"], **{k: changes[k] for k in ("width", "gp_weight") if k in changes}}
+        t = {**CMP["toy"], **{k: changes[k] for k in ("width", "gp_weight", "iterations") if k in changes}}
         model = f"--width {t['width']} --depth {t['depth']}"
         model += f" --quality-samples {QUALITY}" if QUALITY else ""
     else:
@@ -178,6 +178,17 @@ def overfit_args(wildcards):
 ROB = config.get("robustness") or {}
 VARIANTS = ROB.get("variants", {})
 ROBUSTNESS = bool(VARIANTS or ROB.get("budgets"))  # is there a robustness table to compute?
+
+
+for _name, _spec in VARIANTS.items():
+    _iterations = _spec.get("iterations", CMP["toy"]["iterations"])
+    _check_epochs(f"robustness.variants.{_name}", _iterations, CMP["epochs"])
+    if _iterations > CMP["toy"]["iterations"]:
+        raise ValueError(
+            f"config: `robustness.variants.{_name}.iterations`={_iterations} must not exceed "
+            f"`compare.toy.iterations`={CMP['toy']['iterations']} (a variant is judged against the profile's runs "
+            "truncated to its length)."
+        )
 
 
 def variant_seeds(spec):
