@@ -24,14 +24,16 @@ install: $(BIN)/.installed
 JAX_TESTS := tests/test_spectral_normalization.py tests/test_lipschitz.py tests/test_lipschitz_bounds.py \
 	tests/test_sn_layer_keras_suite.py tests/test_sn_layer_transparency.py tests/test_sn_layer_build_paths.py
 
-# Two pytest-xdist workers: the SLURM and pipeline tests mostly wait on
-# subprocesses, and the other worker runs the rest meanwhile. Modules that share
-# an expensive fixture carry an xdist_group mark (one worker each).
-PYTEST := $(BIN)/python -m pytest -q -n 2 --dist loadgroup
+# pytest-xdist workers. The TensorFlow pass takes three on two cores: its
+# pipeline, SLURM, kill and multi-worker tests spend much of their time waiting
+# on subprocesses, sleeps and SLURM's polls, and with two workers the cores were
+# busy 73% of the pass. The JAX pass (in-process, CPU-bound) takes two. Modules
+# that share an expensive fixture carry an xdist_group mark (one worker each).
+PYTEST := $(BIN)/python -m pytest -q --dist loadgroup
 
 test: install
-	$(PYTEST)
-	KERAS_BACKEND=jax $(PYTEST) $(JAX_TESTS)
+	$(PYTEST) -n 3
+	KERAS_BACKEND=jax $(PYTEST) -n 2 $(JAX_TESTS)
 
 # The whole pipeline into $(REPRODUCTION)/ (every job runs: nothing there is up to date on a first
 # run; a rerun after a kill resumes), then does it agree with the committed results/? The report:
