@@ -187,7 +187,7 @@ def test_bounds_of_linear_conv_stacks_bracket_the_explicit_jacobian(rank, specs,
     )
     dense = model.layers[-1]
     # f(x) = J x + const with J = (conv chain Jacobian) @ dense kernel: exact constant ||J||, J computed in float64
-    # (in float32 it was 1.5e-8 below a correct float64 bound on JAX: the oracle's rounding, not the bound's).
+    # (composed in float32 it came out 1.5e-8 above the correct bound on JAX: the oracle's rounding, not the bound's).
     with float64_enabled():
         jacobian = explicit_jacobian(float64_copy(biasless, shape), shape, dtype="float64")
     exact = float(np.linalg.norm(jacobian @ keras.ops.convert_to_numpy(keras.ops.copy(dense.kernel.value)).astype("float64")))
