@@ -105,6 +105,11 @@ def _attach(claims, context, robustness_json, convergence_json, compare_with):
             c["other_profile"] = other.get(c["id"])
 
 
+def _setting_text(r):
+    """One robustness setting of a claim: factor, what it changed, the verdict there, and whether it flips."""
+    return f"{r['factor']} ({r['setting']}): {r['verdict']}" + ("" if r["holds"] else " (flips)")
+
+
 def _robust_text(c):
     r = c.get("robustness")
     if r is None:
@@ -191,8 +196,7 @@ def markdown(claims, context) -> str:
             out += ["", c["note"]]
         if "robustness" in c:
             out += ["", f"Robustness: holds in {_robust_text(c)}:", ""]
-            out += [f"- {r['factor']} ({r['setting']}): {r['verdict']}" + ("" if r["holds"] else " (flips)")
-                    for r in c["robustness"]["settings"]]
+            out += [f"- {_setting_text(r)}" for r in c["robustness"]["settings"]]
     out += ["", "## Rules", "", _rules_text()]
     return "\n".join(out) + "\n"
 
@@ -211,8 +215,7 @@ def to_html(claims, context) -> str:
         + "".join(f"<li>{e(line)}</li>" for line in c["numbers"]) + "</ul>"
         + (f"<p>{e(c['note'])}</p>" if c["note"] else "")
         + ("<p>Robustness:</p><ul>" + "".join(
-            f"<li>{e(r['factor'])} ({e(r['setting'])}): {e(r['verdict'])}{'' if r['holds'] else ' (flips)'}</li>"
-            for r in c["robustness"]["settings"]) + "</ul>" if "robustness" in c else "")
+            f"<li>{e(_setting_text(r))}</li>" for r in c["robustness"]["settings"]) + "</ul>" if "robustness" in c else "")
         for c in claims
     )
     extra_heads = ("<th>other profile</th>" if other else "") + ("<th>holds in (robustness)</th>" if robust else "")
