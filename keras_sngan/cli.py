@@ -406,7 +406,23 @@ def run(args) -> dict | None:
 
 
 def main(argv=None) -> int:
-    """Entry point of the ``keras-sngan`` console script."""
+    """Entry point of the ``keras-sngan`` console script.
+
+    Run as the console script (``argv`` None) with ``KERAS_SNGAN_WARM_START=1``,
+    the command runs in a process forked from a warm server that has
+    TensorFlow imported (:mod:`keras_sngan.warm_start`); otherwise, or when no
+    server is ready yet, here.
+    """
+    if argv is None:
+        from keras_sngan import warm_start
+
+        try:
+            status = warm_start.run(sys.argv[1:])
+        except ValueError as error:
+            print(f"keras-sngan: error: {error}", file=sys.stderr)
+            return 2
+        if status is not None:
+            return status
     args = build_parser().parse_args(argv)
     from keras_sngan.experiments import timing
 

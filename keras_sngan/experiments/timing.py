@@ -3,7 +3,7 @@
 The command line (:mod:`keras_sngan.cli`) ends every command by printing one
 line to standard error::
 
-    keras-sngan timing {"command": "train", "wall_s": ..., "cpu_s": ..., "phases": {...}}
+    keras-sngan timing {"command": "train", "wall_s": ..., "cpu_s": ..., "phases": {...}, "warm_start": false}
 
 which the pipeline's rules send to the job's log. ``wall_s`` runs from the
 start of the process (read from the operating system, so the interpreter's
@@ -15,6 +15,9 @@ extra time over a steady one (tracing and compiling the step);
 ``training``: the training step; ``diagnostics``: the per-iteration
 recorder; ``io``: checkpoints and outputs; ``evaluation``). Phases nest
 nowhere: a measured phase excludes the phases measured inside it.
+``warm_start`` says whether the command ran in a process forked from a warm
+server (:mod:`keras_sngan.warm_start`); its seconds then count from the
+client's start.
 ``benchmarks/pipeline_profile.py`` reads these lines back from a results
 directory's logs into the per-rule profile of the README.
 """
@@ -29,6 +32,8 @@ import time
 
 PREFIX = "keras-sngan timing "
 _phases: dict[str, float] = {}
+_earlier = [0.0, 0.0]  # wall and CPU seconds of a process that started this one's work (warm start)
+_warm = [False]
 _stack: list[list] = []  # [name, start, seconds of phases measured inside]
 
 
@@ -46,6 +51,18 @@ def process_start_seconds_ago() -> float:
 
 
 _IMPORTED = time.perf_counter()
+
+
+def started_before_this_process(wall_seconds: float, cpu_seconds: float) -> None:
+    """Count the record from an earlier start: a warm-start client's (:mod:`keras_sngan.warm_start`).
+
+    The client's seconds until it handed the command over are added to
+    ``wall_s`` and ``cpu_s`` and charged to ``import``.
+    """
+    _earlier[0] += float(wall_seconds)
+    _earlier[1] += float(cpu_seconds)
+    _warm[0] = True
+    add("import", wall_seconds)
 
 
 def add(name: str, seconds: float) -> None:
@@ -73,9 +90,10 @@ def record(command: str) -> dict:
     usage = resource.getrusage(resource.RUSAGE_SELF)
     return {
         "command": command,
-        "wall_s": round(process_start_seconds_ago(), 3),
-        "cpu_s": round(usage.ru_utime + usage.ru_stime, 3),
+        "wall_s": round(_earlier[0] + process_start_seconds_ago(), 3),
+        "cpu_s": round(_earlier[1] + usage.ru_utime + usage.ru_stime, 3),
         "phases": {k: round(v, 3) for k, v in _phases.items()},
+        "warm_start": _warm[0],
     }
 
 
