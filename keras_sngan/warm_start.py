@@ -133,8 +133,12 @@ def _seconds_since_start() -> tuple[float, float]:
     return timing.process_start_seconds_ago(), usage.ru_utime + usage.ru_stime
 
 
-def start_server(path: str) -> None:
-    """Start a server for ``path`` in the background (it exits at once if another one holds the path)."""
+def start_server(path: str, environ=None) -> None:
+    """Start a server for ``path`` in the background (it exits at once if another one holds the path).
+
+    ``environ`` (default: this process's) must be the environment ``path`` was
+    computed from (:func:`socket_path`).
+    """
     os.makedirs(os.path.dirname(path), mode=0o700, exist_ok=True)
     # The console script's sys.path (its own directory first, not the working directory), the
     # package's parent last in case it is importable only from there; "/" as working directory
@@ -143,10 +147,38 @@ def start_server(path: str) -> None:
                  f"sys.path.append({os.path.dirname(_PACKAGE_DIR)!r}); "
                  "from keras_sngan.warm_start import main; sys.exit(main(sys.argv[1:]))")
     subprocess.Popen(
-        [sys.executable, "-c", bootstrap, path], cwd="/",
+        [sys.executable, "-c", bootstrap, path], cwd="/", env=dict(os.environ if environ is None else environ),
         stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
         start_new_session=True, close_fds=True,
     )
+
+
+def ensure_server(environ=None, timeout: float = 120.0) -> str:
+    """Start a server for commands started with ``environ`` unless one runs, and wait until it answers.
+
+    Returns its socket path. Commands never need this (the first one starts
+    a server and runs cold); it is for warming up ahead of a batch of commands.
+
+    Raises:
+        TimeoutError: the server did not answer within ``timeout`` seconds.
+    """
+    environ = dict(os.environ if environ is None else environ)
+    path = socket_path(environ)
+    deadline = time.monotonic() + timeout
+    started = False
+    while True:
+        with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as probe:
+            try:
+                probe.connect(path)
+                return path
+            except OSError:
+                pass
+        if not started:
+            start_server(path, environ)
+            started = True
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"ensure_server: no warm-start server answered on {path} within {timeout} s.")
+        time.sleep(0.1)
 
 
 def run(argv: list[str]) -> int | None:

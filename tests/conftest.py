@@ -148,7 +148,9 @@ def subprocess_env(pause=None, slurm=False):
     `scontrol show config` whenever snakemake starts, with any executor, and
     with SLURM installed but not running (CI, once tests/test_slurm.py has
     installed it) that takes 9 s of connection retries per snakemake process.
-    Only the SLURM runs of tests/test_slurm.py talk to SLURM.
+    Only the SLURM runs of tests/test_slurm.py talk to SLURM. Warm-start
+    servers (the pipeline's jobs fork from one, keras_sngan/warm_start.py)
+    exit 30 s after their last command, not 120 s, so few outlive the suite.
     """
     import sys
 
@@ -159,6 +161,7 @@ def subprocess_env(pause=None, slurm=False):
     env = dict(os.environ, PATH=os.pathsep.join([*bin_dirs, os.environ.get("PATH", "")]))
     env["PYTHONPATH"] = root + os.pathsep + env.get("PYTHONPATH", "")
     env.pop(checkpoints.PAUSE_ENV, None)
+    env.setdefault("KERAS_SNGAN_WARM_IDLE", "30")
     if pause:
         env[checkpoints.PAUSE_ENV] = pause
     return env
