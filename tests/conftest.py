@@ -162,6 +162,7 @@ def subprocess_env(pause=None, slurm=False):
     env["PYTHONPATH"] = root + os.pathsep + env.get("PYTHONPATH", "")
     env.pop(checkpoints.PAUSE_ENV, None)
     env.setdefault("KERAS_SNGAN_WARM_IDLE", "30")
+    env.pop("PYTEST_CURRENT_TEST", None)  # pytest's own, changes with every test: one server per test otherwise
     if pause:
         env[checkpoints.PAUSE_ENV] = pause
     return env
