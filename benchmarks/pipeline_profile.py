@@ -9,7 +9,8 @@ per job (``benchmarks/**.tsv``), and prints JSON (``--markdown``: the
 README's table). ``fixed_s_per_job`` is what a job pays whatever its
 length: ``import + build + tracing + io``; ``other`` is wall time no
 phase claimed (figure drawing, table building, shell and Snakemake
-overhead).
+overhead); ``warm_jobs``: jobs forked from a warm-start server
+(``keras_sngan/warm_start.py``), whose ``import`` is the client's start-up.
 
 Usage:
     python benchmarks/pipeline_profile.py results > benchmarks/results/pipeline_profile.json
@@ -45,8 +46,8 @@ def profile(results: str) -> dict:
     for path in sorted(glob.glob(os.path.join(logs, "**", "*.log"), recursive=True)):
         relative = os.path.relpath(path, logs)
         rule = rule_of(relative)
-        row = rules.setdefault(rule, {"jobs": 0, "runs": 0, "snakemake_wall_s": 0.0, "wall_s": 0.0, "cpu_s": 0.0,
-                                      **{p: 0.0 for p in PHASES}})
+        row = rules.setdefault(rule, {"jobs": 0, "runs": 0, "warm_jobs": 0, "snakemake_wall_s": 0.0, "wall_s": 0.0,
+                                      "cpu_s": 0.0, **{p: 0.0 for p in PHASES}})
         with open(path, errors="replace") as handle:
             records = timing.parse(handle.read())
         bench = os.path.join(results, "benchmarks", relative[: -len(".log")] + ".tsv")
@@ -58,6 +59,7 @@ def profile(results: str) -> dict:
             row["runs"] += 1 if record["command"] != "train" else 0
             row["wall_s"] += record["wall_s"]
             row["cpu_s"] += record["cpu_s"]
+            row["warm_jobs"] += int(bool(record.get("warm_start")))  # forked from a warm server
             for name, seconds in record["phases"].items():
                 row[name] = row.get(name, 0.0) + seconds
     for rule, row in rules.items():
@@ -70,7 +72,8 @@ def profile(results: str) -> dict:
         for key, value in row.items():
             if isinstance(value, float):
                 row[key] = round(value, 1)
-    total = {k: round(sum(r[k] for r in rules.values()), 1) for k in ("jobs", "snakemake_wall_s", "wall_s", "cpu_s", *PHASES, "other")}
+    total = {k: round(sum(r[k] for r in rules.values()), 1)
+             for k in ("jobs", "warm_jobs", "snakemake_wall_s", "wall_s", "cpu_s", *PHASES, "other")}
     return {"results": os.path.abspath(results), "rules": rules, "total": total}
 
 

@@ -12,7 +12,7 @@ the ``keras-sngan`` console script does this instead:
    thread pools and its random state are untouched).
 2. The server forks a child for the command. The child takes the client's
    standard input, output and error (passed over the Unix socket), working
-   directory, environment, umask and arguments, and runs
+   directory, environment, umask, niceness, CPU affinity and arguments, and runs
    ``keras_sngan.cli.main`` exactly as a fresh process would. Nothing of an
    earlier command is in it: every child is forked from the server, never from
    another child.
@@ -29,7 +29,9 @@ without a command. Anything unusual falls back to a cold start, never to a
 failure: no server yet, a server shutting down, a closed standard stream, a
 backend other than TensorFlow (``KERAS_BACKEND``), or a SLURM job
 (``SLURM_JOB_ID`` set: a server would live in one job's cgroup and be
-killed with it).
+killed with it), and so does everything when the socket's directory
+(``$TMPDIR/keras-sngan-warm-<uid>``) is not this user's alone. Resource
+limits (``ulimit``) and cgroups are the server's, not the client's.
 
 The child's timing record (:mod:`keras_sngan.experiments.timing`) counts from
 the client's start: its ``import`` phase is the client's start-up, and its
@@ -190,6 +192,8 @@ def run(argv: list[str]) -> int | None:
     if not enabled():
         return None
     path = socket_path()
+    if not _private_directory(os.path.dirname(path)):
+        return None
     sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     try:
         sock.connect(path)
@@ -199,7 +203,9 @@ def run(argv: list[str]) -> int | None:
         return None
     wall, cpu = _seconds_since_start()
     header = json.dumps({"argv": list(argv), "cwd": os.getcwd(), "env": dict(os.environ),
-                         "umask": _current_umask(), "client_wall_s": wall, "client_cpu_s": cpu}).encode()
+                         "umask": _current_umask(), "nice": os.getpriority(os.PRIO_PROCESS, 0),
+                         "cpus": sorted(os.sched_getaffinity(0)), "client_wall_s": wall,
+                         "client_cpu_s": cpu}).encode()
     try:
         socket.send_fds(sock, [len(header).to_bytes(8, "big")], [0, 1, 2])
         sock.sendall(header)
@@ -232,6 +238,15 @@ def run(argv: list[str]) -> int | None:
     print("keras-sngan: the warm-start server ended before the command did (no exit status); "
           f"rerun with {ENABLE}=0 for a cold start.", file=sys.stderr, flush=True)
     return 1
+
+
+def _private_directory(folder: str) -> bool:
+    """Whether ``folder`` is missing (a server will create it) or this user's alone (mode 700)."""
+    try:
+        info = os.stat(folder)
+    except FileNotFoundError:
+        return True
+    return info.st_uid == os.getuid() and not info.st_mode & 0o077
 
 
 def _current_umask() -> int:
@@ -280,6 +295,8 @@ def _send(conn, message: str) -> None:
 def serve(path: str, idle_seconds: float) -> int:
     """Accept commands on ``path`` until ``idle_seconds`` pass without one; 0 if another server has it."""
     os.makedirs(os.path.dirname(path), mode=0o700, exist_ok=True)
+    if not _private_directory(os.path.dirname(path)):
+        return 0
     lock = open(path + ".lock", "a")
     try:
         fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
@@ -336,6 +353,7 @@ def serve(path: str, idle_seconds: float) -> int:
     # without a "pid" answer and runs cold.
     os.unlink(path)
     listener.close()
+    os.unlink(path + ".lock")  # still held: a server starting now locks a new file, and binds a new socket
     return 0
 
 
@@ -371,6 +389,11 @@ def _child(conn, fds, request, inherited) -> None:
         os.environ.clear()
         os.environ.update(request["env"])
         os.umask(request["umask"])
+        try:  # the client's scheduling: `nice`, `taskset` (more priority than the server's needs privileges)
+            os.setpriority(os.PRIO_PROCESS, 0, request["nice"])
+        except OSError:
+            pass
+        os.sched_setaffinity(0, request["cpus"])
         sys.argv = ["keras-sngan", *request["argv"]]
         sys.stdout.reconfigure(line_buffering=os.isatty(1))
         threading.Thread(target=_watch_client, args=(conn,), daemon=True, name="warm-start-client").start()

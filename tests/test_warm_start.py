@@ -125,6 +125,22 @@ def test_killing_the_client_ends_the_work(tmp_path, warm_env, signum):
     assert not server.children()
 
 
+def test_the_child_takes_the_clients_niceness_and_cpus(tmp_path, warm_env):
+    server = _server_process(warm_start.socket_path(warm_env))
+    long_run = _train_command(tmp_path / "run")
+    long_run[long_run.index("--iterations") + 1] = "30000"
+    niceness, cpus = os.nice(0), sorted(os.sched_getaffinity(0))
+    command = ["nice", "-n", "7", "taskset", "-c", str(cpus[-1]), *long_run]
+    client, child = _start_and_find_child(command, warm_env, server)
+    try:
+        assert child.nice() == min(niceness + 7, 19) and child.cpu_affinity() == [cpus[-1]]
+        assert server.nice() == niceness and server.cpu_affinity() == cpus  # the server's are untouched
+    finally:
+        client.kill()
+        client.wait(30)
+        child.wait(10)
+
+
 def test_the_server_exits_when_idle_and_the_next_command_runs_cold(tmp_path):
     env = subprocess_env()
     env.update({warm_start.ENABLE: "1", warm_start.IDLE: "2", "KERAS_SNGAN_TEST_SERVER": str(tmp_path)})
@@ -133,7 +149,7 @@ def test_the_server_exits_when_idle_and_the_next_command_runs_cold(tmp_path):
     first = subprocess.run(_train_command(tmp_path / "a"), env=env, capture_output=True, text=True, timeout=300)
     assert first.returncode == 0 and _record(first.stderr)["warm_start"] is True
     server.wait(30)  # two idle seconds later it is gone...
-    assert not os.path.exists(path)
+    assert not os.path.exists(path) and not os.path.exists(path + ".lock")
     cold = subprocess.run(_train_command(tmp_path / "b"), env=env, capture_output=True, text=True, timeout=300)
     assert cold.returncode == 0 and _record(cold.stderr)["warm_start"] is False  # ...so this one ran cold
     assert (tmp_path / "a" / "seed7" / "history.csv").read_bytes() == (tmp_path / "b" / "seed7" / "history.csv").read_bytes()
