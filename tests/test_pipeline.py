@@ -143,6 +143,15 @@ def test_ci_profile_end_to_end(tmp_path, ci_pipeline_results):
     assert "Verdict" in (results / "claims.md").read_text()
     assert not (results / "checkpoints").exists() or not any((results / "checkpoints").rglob("*.weights.h5"))
 
+    # The workflow's jobs fork from a warm server (keras_sngan/warm_start.py): every `keras-sngan` job
+    # leaves one timing record, and only those started before the server was ready ran cold.
+    from keras_sngan.experiments import timing
+
+    records = [r for log in (results / "logs").rglob("*.log") for r in timing.parse(log.read_text(errors="replace"))]
+    assert len(records) >= 25
+    cold = [r["command"] for r in records if not r["warm_start"]]
+    assert len(cold) <= 4, cold
+
     # The agreement check of `make reproduce`, on this run against itself (its seeds' spread is 0).
     from keras_sngan.experiments import agreement
 
