@@ -43,7 +43,7 @@ validate(config, schema="config/schema.yaml")
 # With `warm_start: true` every `keras-sngan` job forks from one warm process that has imported
 # TensorFlow (about 6 s of CPU saved per job; keras_sngan/warm_start.py); SLURM jobs start cold.
 # (The prefix replaces Snakemake's default one, bash strict mode, so it repeats it.)
-_WARM = "1" if config.get("warm_start", False) in (True, "true") else "0"
+_WARM = "1" if config["warm_start"] in (True, "true") else "0"
 shell.prefix(f"set -euo pipefail; export KERAS_SNGAN_WARM_START={_WARM}; ")
 
 

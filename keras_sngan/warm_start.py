@@ -46,7 +46,6 @@ import fcntl
 import hashlib
 import json
 import os
-import resource
 import select
 import signal
 import socket
@@ -128,13 +127,6 @@ def _read_line(sock) -> bytes:
     return data[:-1]
 
 
-def _seconds_since_start() -> tuple[float, float]:
-    from keras_sngan.experiments import timing
-
-    usage = resource.getrusage(resource.RUSAGE_SELF)
-    return timing.process_start_seconds_ago(), usage.ru_utime + usage.ru_stime
-
-
 def start_server(path: str, environ=None) -> None:
     """Start a server for ``path`` in the background (it exits at once if another one holds the path).
 
@@ -201,7 +193,10 @@ def run(argv: list[str]) -> int | None:
         sock.close()
         start_server(path)
         return None
-    wall, cpu = _seconds_since_start()
+    from keras_sngan.experiments import timing
+
+    so_far = timing.record("warm-start client")  # this process's seconds until the hand-over
+    wall, cpu = so_far["wall_s"], so_far["cpu_s"]
     header = json.dumps({"argv": list(argv), "cwd": os.getcwd(), "env": dict(os.environ),
                          "umask": _current_umask(), "nice": os.getpriority(os.PRIO_PROCESS, 0),
                          "cpus": sorted(os.sched_getaffinity(0)), "client_wall_s": wall,
