@@ -173,6 +173,8 @@ def _add_simple(sub):
     p.add_argument("--robustness", default=None, help="robustness.json of these runs (holds in k of n, fragile)")
     p.add_argument("--convergence", default=None, help="convergence.json of these runs")
     p.add_argument("--compare-with", default=None, help="another profile's claims.json, shown side by side")
+    p.add_argument("--reference-runs", nargs="+", default=None,
+                   help="run directories of the robustness table's reference (claims decided there)")
 
 
 def _add_long(sub):
@@ -186,6 +188,10 @@ def _add_long(sub):
     p.add_argument("--runs", nargs="+", required=True, help="the profile's comparison run directories (the base)")
     p.add_argument("--variant", nargs="+", action="append", default=[], metavar=("NAME", "RUN_DIR"),
                    help="a variant's name and its own run directories (repeat per variant)")
+    p.add_argument("--around", nargs=2, action="append", default=[], metavar=("NAME", "CENTRE"),
+                   help="variant NAME changes one factor around variant CENTRE (repeat per variant)")
+    p.add_argument("--reference", default=None,
+                   help="the variant at the reference's value of a setting the profile scales down")
     p.add_argument("--budgets", type=int, nargs="*", default=[], help="shorter iteration budgets to judge the runs at")
     p.add_argument("--window", type=int, nargs=2, default=[150, 250], help="iterations of 'about iteration 200'")
     p.add_argument("--overfitting", default=None, help="the overfitting experiment's table (claims 2b and 3)")
@@ -361,6 +367,7 @@ def run(args) -> dict | None:
             out_md=args.out_md, out_json=args.out_json, window=tuple(args.window),
             overfit_csv=args.overfitting, out_html=args.out_html, variance_width=args.variance_width,
             robustness_json=args.robustness, convergence_json=args.convergence, compare_with=args.compare_with,
+            reference_runs=args.reference_runs,
         )
         return {c["id"]: c["verdict"] for c in result["claims"]}
     if args.command == "overfit":
@@ -395,6 +402,7 @@ def run(args) -> dict | None:
         result = robustness.run(
             args.runs, {item[0]: item[1:] for item in args.variant}, args.budgets, tuple(args.window),
             args.out_json, args.out_md, overfit_csv=args.overfitting, bootstrap=args.bootstrap,
+            around=dict(args.around), reference=args.reference,
         )
         return {cid: f"{c['k']} of {c['n']}" + (f", fragile ({', '.join(c['flipped_by'])})" if c["fragile"] else "")
                 for cid, c in result["claims"].items() if c["base"] is not None}

@@ -7,6 +7,8 @@ import math
 import numpy as np
 import pandas as pd
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from scipy import stats
 
 from keras_sngan.experiments import claims
@@ -139,6 +141,39 @@ def test_early_progress_matches_hand_computation():
     h = pd.DataFrame({"dataset": "a", "method": "gp", "seed": 0, "iteration": t, "wasserstein": w})
     # cut = 10: first block mean 1, largest block mean 2, start 0 -> p = 1 / 2
     assert claims.early_progress(h).iloc[0] == pytest.approx(0.5)
+
+
+def _early_oracle(history, column="wasserstein"):
+    """Rule 2a's quantities by plain pandas group means, one run at a time (the definition, slowly)."""
+    progress, drop = {}, {}
+    for key, g in history.groupby(["dataset", "method", "seed"], sort=False):
+        last = int(g["iteration"].max())
+        cut = max(1, int(np.ceil(claims.EARLY_FRACTION * last)))
+        start = float(g.loc[g["iteration"] == 0, column].mean())
+        later = g[g["iteration"] >= 1]
+        blocks = later.groupby((later["iteration"] - 1) // cut)[column].mean()
+        rise = float(blocks.max()) - start if len(blocks) else 0.0
+        early = float(blocks.iloc[0]) - start if len(blocks) else 0.0
+        progress[key] = early / rise if rise > 0 else 0.0
+        drop[key] = float(g[(g["iteration"] >= 1) & (g["iteration"] <= cut)][column].mean()) - start
+    return pd.Series(progress, dtype=float), pd.Series(drop, dtype=float)
+
+
+@settings(max_examples=60, deadline=None)
+@given(data=st.data())
+def test_early_progress_and_drop_equal_plain_group_means(data):
+    """Shuffled rows, runs of different lengths, NaN values and whole NaN blocks, as pandas' means treat them."""
+    rows = []
+    for dataset, method, seed in data.draw(st.lists(st.tuples(st.sampled_from(["a", "b"]), st.sampled_from(["clip", "gp"]),
+                                                              st.integers(0, 2)), min_size=1, max_size=4, unique=True)):
+        last = data.draw(st.integers(0, 60))
+        values = data.draw(st.lists(st.one_of(st.floats(-5, 5), st.just(float("nan"))), min_size=last + 1, max_size=last + 1))
+        rows += [{"dataset": dataset, "method": method, "seed": seed, "iteration": t, "wasserstein": v}
+                 for t, v in enumerate(values)]
+    history = pd.DataFrame(rows).sample(frac=1.0, random_state=data.draw(st.integers(0, 9)))
+    progress, drop = _early_oracle(history)
+    pd.testing.assert_series_equal(claims.early_progress(history), progress, rtol=1e-12)
+    pd.testing.assert_series_equal(claims.early_drop(history), drop, rtol=1e-12)
 
 
 # ----------------------------------------------------------------------------- rule 2b

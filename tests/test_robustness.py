@@ -141,3 +141,122 @@ def test_the_claims_report_refuses_a_robustness_file_of_other_runs(tmp_path):
                                                   "flipped_by": ["width_512"], "settings": []}}}))
     claims_report._attach(claims, {}, path, None, None)
     assert claims_report._robust_text(claims[0]) == "0 of 1, *fragile* (width_512)"
+
+
+# A reference variant (the long profile's width_512): every method rerun for 300 of the base's 400 iterations.
+def clip_larger(t, seed):
+    """Clipping's gradients at the reference: 0.3x the others', not <= 0.1x (claim 1 flips there)."""
+    return t / N, (1.0 if t == 0 else 0.3)
+
+
+def step_at_25(t, seed):
+    """GP's estimate jumps inside the first 10% of a 300-iteration run (claim 2a agrees with the base)."""
+    return (1.0 if t >= 25 else 0.0), 1.0
+
+
+def steep_gp(t, seed):
+    return step_at_25(t, seed)[0], 10.0
+
+
+def _reference(curves=None, seeds=(0, 1, 2)):
+    history = _history(curves or {"clip": clip_larger, "gp": step_at_25, "sn": linear}, seeds=seeds)
+    return history[history["iteration"] <= 300]
+
+
+def test_a_claim_the_reference_flips_is_decided_there_with_its_settings_around_it():
+    base = _history(BASE)
+    reference = _reference()
+    steep = _reference({"gp": steep_gp})
+    result = robustness.decide(base, {"width_512": reference, "width_512_gp": steep}, [200], WINDOW, bootstrap=0,
+                               around={"width_512_gp": "width_512"}, reference="width_512")
+    c1 = result["claims"]["1"]
+    at_reference = robustness.combine(base, reference)
+    assert c1["decided_at"] == "width_512" and c1["profile_verdict"] == rules.SUPPORTED
+    assert c1["base"] == rules.claim_clipping(at_reference, WINDOW)["verdict"] == rules.NOT_SUPPORTED
+    assert [r["factor"] for r in c1["settings"]] == ["scaled_down", "width_512_gp", "budget"]
+    scaled, steep_row, budget = c1["settings"]
+    # the scale-down: the profile's runs truncated to the reference's 300 iterations flip it back
+    assert scaled["verdict"] == rules.claim_clipping(base[base["iteration"] <= 300], WINDOW)["verdict"] == rules.SUPPORTED
+    assert not scaled["holds"] and c1["fragile"] and c1["flipped_by"] == ["scaled_down"]
+    # the variant around the reference replaces GP in the reference's comparison, not in the profile's
+    assert steep_row["verdict"] == rules.claim_clipping(robustness.combine(at_reference, steep), WINDOW)["verdict"]
+    assert steep_row["holds"] and budget["holds"] and (c1["k"], c1["n"]) == (2, 3)
+    # a claim the reference does not flip stays decided on the profile's runs, with the reference as a setting
+    c2a = result["claims"]["2a"]
+    assert c2a["decided_at"] is None and c2a["base"] == rules.SUPPORTED and "profile_verdict" not in c2a
+    assert [r["factor"] for r in c2a["settings"]] == ["width_512", "budget"]
+    assert c2a["settings"][0]["holds"]
+    assert "Decided at the reference `width_512`: claim 1 (the profile's own runs give *supported*)" in \
+        robustness.markdown(result)
+
+
+def test_a_reference_that_flips_nothing_leaves_every_claim_on_the_profiles_runs():
+    base = _history(BASE)
+    agreeing = _reference({"clip": clip_small, "gp": step_at_25, "sn": linear})
+    steep = _reference({"gp": steep_gp})
+    result = robustness.decide(base, {"width_512": agreeing, "width_512_gp": steep}, [], WINDOW, bootstrap=0,
+                               around={"width_512_gp": "width_512"}, reference="width_512")
+    for cid in ("1", "2a", "3"):
+        c = result["claims"][cid]
+        assert c["decided_at"] is None and [r["factor"] for r in c["settings"]] == ["width_512"]
+    assert result["claims"]["1"]["base"] == rules.claim_clipping(base, WINDOW)["verdict"]
+
+
+def test_the_bootstrap_of_a_claim_decided_at_the_reference_resamples_the_reference():
+    # Clipping is large at the reference on seed 0 only: resamples without seed 0 ((2/3)^3) give "supported".
+    def clip(t, seed):
+        return clip_larger(t, seed) if seed == 0 else clip_small(t, seed)
+
+    base = _history(BASE)
+    reference = _reference({"clip": clip, "gp": step_at_25, "sn": linear})
+    result = robustness.decide(base, {"width_512": reference}, [], WINDOW, bootstrap=300, seed=3,
+                               reference="width_512")
+    c1 = result["claims"]["1"]
+    assert c1["decided_at"] == "width_512"
+    row = c1["settings"][-1]
+    assert row["factor"] == "bootstrap"
+    expected = 1 - (2 / 3) ** 3
+    assert abs(row["share"] - expected) < 4 * np.sqrt(expected * (1 - expected) / 300)
+
+
+@pytest.mark.parametrize("around, reference, match", [
+    ({"a": "missing"}, None, "around 'missing'"),
+    ({"a": "a"}, None, "around 'a'"),
+    ({}, "missing", "reference 'missing'"),
+    ({"b": "a"}, "b", "reference 'b'"),
+])
+def test_a_bad_around_or_reference_is_refused_by_name(around, reference, match):
+    base = _history(BASE)
+    variants = {"a": _reference(), "b": _reference({"gp": steep_gp})}
+    with pytest.raises(ValueError, match=match):
+        robustness.decide(base, variants, [], WINDOW, bootstrap=0, around=around, reference=reference)
+
+
+def _write_runs(tmp_path, history, name):
+    dirs = []
+    for (dataset, method, seed), run in history.groupby(["dataset", "method", "seed"]):
+        path = tmp_path / name / dataset / method / f"seed{seed}"
+        path.mkdir(parents=True)
+        run.drop(columns=["dataset", "method", "seed"]).to_csv(path / "history.csv", index=False)
+        (path / "run.json").write_text(json.dumps({"dataset": dataset, "method": method, "seed": int(seed)}))
+        dirs.append(str(path))
+    return dirs
+
+
+def test_the_claims_report_computes_a_claim_decided_at_the_reference_on_the_reference_runs(tmp_path):
+    base, reference = _history(BASE), _reference()
+    result = robustness.decide(base, {"width_512": reference}, [], WINDOW, bootstrap=0, reference="width_512")
+    path = tmp_path / "robustness.json"
+    path.write_text(json.dumps(result))
+    claims = [{"id": cid, "verdict": rules.claim_clipping(base, WINDOW)["verdict"] if cid == "1"
+               else result["claims"][cid]["base"], "numbers": [], "note": "", "used": {}} for cid in ("1", "2a")]
+    with pytest.raises(ValueError, match="--reference-runs"):
+        claims_report._decide_at_reference(claims, result, base, None, WINDOW, None)
+    claims_report._decide_at_reference(claims, result, base, _write_runs(tmp_path, reference, "ref"), WINDOW, None)
+    expected = rules.claim_clipping(robustness.combine(base, reference), WINDOW)
+    assert claims[0]["verdict"] == expected["verdict"] == rules.NOT_SUPPORTED
+    assert claims[0]["numbers"] == expected["numbers"] and claims[0]["profile_verdict"] == rules.SUPPORTED
+    assert "Decided at the reference setting `width_512`" in claims[0]["note"]
+    assert "profile_verdict" not in claims[1]
+    claims_report._attach(claims, {}, path, None, None)  # the robustness file now agrees with these verdicts
+    assert claims_report._at_text(claims[0]) == " (at width_512; this profile's runs: supported)"

@@ -173,6 +173,27 @@ def at_iteration(history, column, iteration=0):
     return sel.groupby(["dataset", "method", "seed"], sort=False)[column].mean()
 
 
+def _runs(history, column):
+    """``(key, last iteration, iterations, values)`` of every (dataset, method, seed) run, in order of
+    appearance, sorted by iteration (numpy arrays: the bootstrap calls the rules thousands of times)."""
+    iterations = history["iteration"].to_numpy()
+    values = history[column].to_numpy(float)
+    for key, index in history.groupby(["dataset", "method", "seed"], sort=False).indices.items():
+        it, val = iterations[index], values[index]
+        order = np.argsort(it, kind="stable")
+        yield key, int(it.max()), it[order], val[order]
+
+
+def _mean(values):
+    """pandas' mean: NaN skipped; NaN if nothing is left."""
+    values = values[~np.isnan(values)]
+    return float(values.mean()) if len(values) else float("nan")
+
+
+def _early_cut(last):
+    return max(1, int(math.ceil(EARLY_FRACTION * last)))
+
+
 def early_progress(history, column="wasserstein"):
     """Rule 2a's scale-free early progress ``p`` of ``column`` per (dataset, method, seed).
 
@@ -181,15 +202,21 @@ def early_progress(history, column="wasserstein"):
     starting at iteration 1; 0 when the run never rises above its start.
     """
     rows = {}
-    for key, g in history.groupby(["dataset", "method", "seed"], sort=False):
-        g = g.sort_values("iteration")
-        last = int(g["iteration"].max())
-        cut = max(1, int(math.ceil(EARLY_FRACTION * last)))
-        start = float(g.loc[g["iteration"] == 0, column].mean())
-        later = g[g["iteration"] >= 1]
-        blocks = later.groupby((later["iteration"] - 1) // cut)[column].mean()
-        rise = float(blocks.max()) - start if len(blocks) else 0.0
-        early = float(blocks.iloc[0]) - start if len(blocks) else 0.0
+    for key, last, it, val in _runs(history, column):
+        start = _mean(val[it == 0])
+        later = it >= 1
+        block, val = (it[later] - 1) // _early_cut(last), val[later]
+        if not len(block):
+            rows[key] = 0.0
+            continue
+        finite = ~np.isnan(val)
+        size = int(block.max()) + 1
+        counts = np.bincount(block[finite], minlength=size)
+        sums = np.bincount(block[finite], weights=val[finite], minlength=size)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            means = (sums / counts)[np.bincount(block, minlength=size) > 0]  # a block of NaN only: NaN
+        highest = means[~np.isnan(means)].max() if (~np.isnan(means)).any() else float("nan")
+        rise, early = float(highest) - start, float(means[0]) - start
         rows[key] = early / rise if rise > 0 else 0.0
     return pd.Series(rows, dtype=float)
 
@@ -197,11 +224,8 @@ def early_progress(history, column="wasserstein"):
 def early_drop(history, column="wasserstein"):
     """``W(0) - mean W(1..cut)`` sign-flipped to a loss drop: the early drop of ``-W`` per run (raw scale)."""
     rows = {}
-    for key, g in history.groupby(["dataset", "method", "seed"], sort=False):
-        last = int(g["iteration"].max())
-        cut = max(1, int(math.ceil(EARLY_FRACTION * last)))
-        start = float(g.loc[g["iteration"] == 0, column].mean())
-        rows[key] = float(g[(g["iteration"] >= 1) & (g["iteration"] <= cut)][column].mean()) - start
+    for key, last, it, val in _runs(history, column):
+        rows[key] = _mean(val[(it >= 1) & (it <= _early_cut(last))]) - _mean(val[it == 0])
     return pd.Series(rows, dtype=float)
 
 

@@ -30,7 +30,7 @@ def _gp_weights(run_dirs):
 
 def run(variance_dir, lipschitz_dir, run_dirs, flow_runs: dict, out_md, out_json, window=(150, 250),
         overfit_csv=None, out_html=None, variance_width=None, robustness_json=None, convergence_json=None,
-        compare_with=None) -> dict:
+        compare_with=None, reference_runs=None) -> dict:
     """Compute every claim's numbers and verdict; write ``claims.md``, ``claims.json`` (and ``claims.html``).
 
     Args:
@@ -49,6 +49,13 @@ def run(variance_dir, lipschitz_dir, run_dirs, flow_runs: dict, out_md, out_json
             dataset's best method converged.
         compare_with: another profile's ``claims.json`` (the default
             profile's), shown side by side.
+        reference_runs: run directories of the robustness table's
+            *reference* (the variant at the reference's value of a setting
+            this profile scales down). A training claim that
+            ``robustness_json`` says is decided there is computed on the
+            comparison with these runs in place of the profile's
+            (:func:`keras_sngan.experiments.robustness.combine`), and the
+            profile's own verdict is kept as ``profile_verdict``.
     """
     window = tuple(int(w) for w in window)
     if len(window) != 2 or window[0] > window[1]:
@@ -73,6 +80,8 @@ def run(variance_dir, lipschitz_dir, run_dirs, flow_runs: dict, out_md, out_json
               for (cid, text), r in zip(rules.CLAIMS, results)]
     context = {"seeds": seeds, "window": list(window), "runs": len(run_dirs), "gp_weights": _gp_weights(run_dirs),
                "overfit_runs": 0 if overfit is None else len(overfit)}
+    if robustness_json is not None:
+        _decide_at_reference(claims, io.read_json(robustness_json), history, reference_runs, window, overfit)
     _attach(claims, context, robustness_json, convergence_json, compare_with)
     io.write_text(out_md, markdown(claims, context))
     if out_html is not None:
@@ -80,6 +89,38 @@ def run(variance_dir, lipschitz_dir, run_dirs, flow_runs: dict, out_md, out_json
     payload = {**context, "claims": claims, "thresholds": rules.THRESHOLDS}
     io.write_json(out_json, payload)
     return payload
+
+
+_TRAINING_RULES = {
+    "1": lambda history, window, overfit: rules.claim_clipping(history, window),
+    "2a": lambda history, window, overfit: rules.claim_gp_speed(history),
+    "3": lambda history, window, overfit: rules.claim_middle(history, window, overfit),
+}
+
+
+def _decide_at_reference(claims, robust, history, reference_runs, window, overfit):
+    """The claims the robustness table decided at its reference, computed there (``claims`` in place)."""
+    from keras_sngan.experiments import robustness
+
+    moved = {cid: r for cid, r in robust["claims"].items() if r.get("decided_at")}
+    if not moved:
+        return
+    if not reference_runs:
+        raise ValueError(f"claims: the robustness table decided claims {sorted(moved)} at its reference "
+                         f"{robust.get('reference')!r}; pass that variant's runs (--reference-runs).")
+    at_reference = robustness.combine(history, load(reference_runs, "history.csv"))
+    for c in claims:
+        r = moved.get(c["id"])
+        if r is None:
+            continue
+        result = _TRAINING_RULES[c["id"]](at_reference, window, overfit)
+        c["profile_verdict"] = c["verdict"]
+        c.update(verdict=result["verdict"], numbers=result["numbers"], used=result["used"], decided_at=r["decided_at"])
+        last = int(at_reference["iteration"].max())
+        c["note"] = (f"Decided at the reference setting `{r['decided_at']}` (its runs, judged at iteration {last} and "
+                     f"below): this profile's own runs, which scale that setting down to fit the machine, give "
+                     f"*{c['profile_verdict']}*, so the scale-down is not allowed for this claim."
+                     + (" " + result["note"] if result["note"] else ""))
 
 
 def _attach(claims, context, robustness_json, convergence_json, compare_with):
@@ -108,6 +149,13 @@ def _attach(claims, context, robustness_json, convergence_json, compare_with):
 def _setting_text(r):
     """One robustness setting of a claim: factor, what it changed, the verdict there, and whether it flips."""
     return f"{r['factor']} ({r['setting']}): {r['verdict']}" + ("" if r["holds"] else " (flips)")
+
+
+def _at_text(c):
+    """Where a claim decided at the robustness table's reference was decided, and the profile's own verdict."""
+    if not c.get("decided_at"):
+        return ""
+    return f" (at {c['decided_at']}; this profile's runs: {c['profile_verdict']})"
 
 
 def _robust_text(c):
@@ -184,12 +232,12 @@ def markdown(claims, context) -> str:
     head = "| # | claim | verdict |" + (" other profile |" if other else "") + (" holds in (robustness) |" if robust else "")
     out += ["", head, "|" + "---|" * (head.count("|") - 1)]
     for c in claims:
-        row = f"| {_cell(c['id'])} | {_cell(c['claim'])} | **{_cell(c['verdict'])}** |"
+        row = f"| {_cell(c['id'])} | {_cell(c['claim'])} | **{_cell(c['verdict'])}**{_cell(_at_text(c))} |"
         row += f" {_cell(c.get('other_profile') or 'n/a')} |" if other else ""
         row += f" {_cell(_robust_text(c))} |" if robust else ""
         out.append(row)
     for c in claims:
-        out += ["", f"## {c['id']}. {c['claim']}", "", f"**Verdict: {c['verdict']}.**", ""]
+        out += ["", f"## {c['id']}. {c['claim']}", "", f"**Verdict: {c['verdict']}.**{_at_text(c)}", ""]
         out += [f"- {line}" for line in c["numbers"]]
         out += ["", f"Used by the rule: {_used_text(c['used'])}."]
         if c["note"]:
@@ -206,7 +254,7 @@ def to_html(claims, context) -> str:
     e = html.escape
     other = "compared_with" in context
     robust = any("robustness" in c for c in claims)
-    rows = "".join(f"<tr><td>{e(c['id'])}</td><td>{e(c['claim'])}</td><td><b>{e(c['verdict'])}</b></td>"
+    rows = "".join(f"<tr><td>{e(c['id'])}</td><td>{e(c['claim'])}</td><td><b>{e(c['verdict'])}</b>{e(_at_text(c))}</td>"
                    + (f"<td>{e(c.get('other_profile') or 'n/a')}</td>" if other else "")
                    + (f"<td>{e(_robust_text(c).replace('*', ''))}</td>" if robust else "")
                    + f"<td>{e(_used_text(c['used']))}</td></tr>" for c in claims)

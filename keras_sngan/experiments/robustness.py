@@ -18,6 +18,16 @@ changes one factor:
   (and of every overfitting cell) with replacement. The setting *holds* if at
   least ``BOOTSTRAP_HOLD`` of the resamples give the base verdict.
 
+Where a profile scales a setting of the reference down to fit the machine (the
+long profile's toy width, 256 against gan_toy.py's 512), the variant that
+restores the reference's value is its *reference*. The scale-down is allowed
+only for the claims it does not flip. A training claim whose verdict the
+reference variant flips is *decided at the reference*: its verdict is the
+reference's, and its settings are one factor away from the reference instead
+(``scaled_down``: the profile's own runs, truncated to the reference's
+iterations; the variants declared *around* the reference; the shorter budgets;
+the bootstrap over the reference's runs).
+
 Per claim: the verdict in each setting, "holds in k of n" (n: the settings
 that apply to the claim) and *fragile* with the factors that flip it if k < n.
 Claim 2b reads the overfitting experiment, whose own factors are the penalty
@@ -108,7 +118,42 @@ def _settings_row(factor, setting, verdict, base):
     return {"factor": factor, "setting": setting, "verdict": verdict, "holds": verdict == base}
 
 
-def decide(base_history, variants: dict, budgets, window, overfit=None, bootstrap: int = 200, seed: int = 0) -> dict:
+def _verdict_rows(centre_verdicts, histories: dict, window, overfit, cids):
+    """``{claim: [row per setting]}``: each setting's history (``{factor: (setting, history)}``) judged by the rules."""
+    rows = {cid: [] for cid in cids}
+    for factor, (setting, history) in histories.items():
+        verdicts = _training_verdicts(history, window, overfit)
+        for cid in cids:
+            rows[cid].append(_settings_row(factor, setting, verdicts[cid], centre_verdicts[cid]))
+    return rows
+
+
+def _bootstrap_shares(history, overfit, centre_verdicts, cids, window, bootstrap, seed):
+    """Share of ``bootstrap`` seed resamples of ``history`` (and of ``overfit``, for 2b) giving each centre verdict."""
+    rng = np.random.default_rng(seed)
+    agree = {cid: 0 for cid in cids}
+    draw_runs = Resampler(history, ("dataset", "method"))
+    draw_overfit = Resampler(overfit, ("dataset", "train_size", "method")) if overfit is not None else None
+    for _ in range(int(bootstrap)):
+        runs = draw_runs(rng)
+        over = draw_overfit(rng) if overfit is not None else None
+        verdicts = _training_verdicts(runs, window, over)
+        if over is not None:
+            verdicts["2b"] = rules.claim_gp_overfit(over)["verdict"]
+        for cid in cids:
+            agree[cid] += verdicts.get(cid) == centre_verdicts[cid]
+    return {cid: agree[cid] / int(bootstrap) for cid in cids}
+
+
+def _bootstrap_row(share, bootstrap, verdict):
+    row = _settings_row("bootstrap", f"{int(bootstrap)} seed resamples: {share:.0%} give the base verdict",
+                        verdict if share >= BOOTSTRAP_HOLD else "varies", verdict)
+    row["share"] = share
+    return row
+
+
+def decide(base_history, variants: dict, budgets, window, overfit=None, bootstrap: int = 200, seed: int = 0,
+           around: dict | None = None, reference: str | None = None) -> dict:
     """Every claim's verdict in every setting.
 
     Args:
@@ -118,64 +163,93 @@ def decide(base_history, variants: dict, budgets, window, overfit=None, bootstra
         window: "about iteration 200".
         overfit: the overfitting experiment's final rows (claims 2b and 3), or None.
         bootstrap: resamples (0: no bootstrap setting).
+        around: ``{variant: the variant it is around}``: that variant's comparison (not the profile's) is
+            completed with its runs, and it is a setting of the claims decided at that variant only.
+        reference: the variant that restores the reference's value of a setting the profile scales down
+            (the long profile: gan_toy.py's width). A training claim whose verdict it flips is *decided
+            there*: the scale-down is not allowed for that claim. Its settings are then the profile's own
+            runs (the scaled-down factor, truncated to the reference's iterations), the variants around
+            the reference, the budgets shorter than the reference's runs and the bootstrap over its runs.
 
     Returns:
-        ``{"claims": {id: {base, settings: [...], k, n, fragile, flipped_by}}, "bootstrap": B, ...}``.
+        ``{"claims": {id: {base, decided_at, settings: [...], k, n, fragile, flipped_by}}, "bootstrap": B, ...}``;
+        ``base`` is the verdict where the claim is decided (``decided_at``: None for the profile's runs, else
+        the reference's name; then ``profile_verdict`` is the profile's own).
     """
     window = tuple(int(w) for w in window)
+    around = dict(around or {})
+    for name, centre in around.items():
+        if name not in variants or centre not in variants or centre in around or centre == name:
+            raise ValueError(f"robustness: variant {name!r} is around {centre!r}, which must be another variant "
+                             f"that is not itself around one; variants: {sorted(variants)}.")
+    if reference is not None and (reference not in variants or reference in around):
+        raise ValueError(f"robustness: the reference {reference!r} must be a variant that is not around another; "
+                         f"variants: {sorted(variants)}.")
     base_history = base_history[[c for c in HISTORY_COLUMNS if c in base_history]]
     variants = {name: h[[c for c in HISTORY_COLUMNS if c in h]] for name, h in variants.items()}
+    combined = {name: combine(base_history, h) for name, h in variants.items() if name not in around}
+    combined.update({name: combine(combined[centre], variants[name]) for name, centre in around.items()})
     base = _training_verdicts(base_history, window, overfit)
-    settings = {cid: [] for cid in (*TRAINING_CLAIMS, "2b")}
-    for name, history in variants.items():
-        verdicts = _training_verdicts(combine(base_history, history), window, overfit)
-        for cid in TRAINING_CLAIMS:
-            settings[cid].append(_settings_row(name, _describe(history), verdicts[cid], base[cid]))
-    for budget in budgets:
-        verdicts = _training_verdicts(truncate(base_history, budget), window, overfit)
-        for cid in TRAINING_CLAIMS:
-            settings[cid].append(_settings_row("budget", f"{budget} iterations", verdicts[cid], base[cid]))
+    moved = ()
+    if reference is not None:
+        at_reference = _training_verdicts(combined[reference], window, overfit)
+        moved = tuple(cid for cid in TRAINING_CLAIMS if at_reference[cid] != base[cid])
+    kept = tuple(cid for cid in TRAINING_CLAIMS if cid not in moved)
+
+    settings = _verdict_rows(base, {name: (_describe(variants[name]), combined[name]) for name in variants
+                                    if name not in around}, window, overfit, kept)
+    budget_rows = _verdict_rows(base, {b: (f"{b} iterations", truncate(base_history, b)) for b in budgets},
+                                window, overfit, kept)
+    for cid in kept:
+        settings[cid] += [dict(r, factor="budget") for r in budget_rows[cid]]
+    settings["2b"] = []
     base["2b"] = rules.claim_gp_overfit(overfit)["verdict"] if overfit is not None else None
     if overfit is not None:
         toy_weight = gp_at_toy_weight(overfit)
         if toy_weight is not None:
             settings["2b"].append(_settings_row("gp_weight", "GP at gan_toy.py's 0.1 on its toy cells",
                                                 rules.claim_gp_overfit(toy_weight)["verdict"], base["2b"]))
-    shares = {}
-    if bootstrap:
-        rng = np.random.default_rng(seed)
-        agree = {cid: 0 for cid in settings}
-        draw_runs = Resampler(base_history, ("dataset", "method"))
-        draw_overfit = Resampler(overfit, ("dataset", "train_size", "method")) if overfit is not None else None
-        for _ in range(int(bootstrap)):
-            history = draw_runs(rng)
-            over = draw_overfit(rng) if overfit is not None else None
-            verdicts = _training_verdicts(history, window, over)
-            if over is not None:
-                verdicts["2b"] = rules.claim_gp_overfit(over)["verdict"]
-            for cid in settings:
-                agree[cid] += verdicts.get(cid) == base[cid]
-        for cid in settings:
-            if base[cid] is None:
-                continue
-            shares[cid] = agree[cid] / int(bootstrap)
-            row = _settings_row("bootstrap", f"{int(bootstrap)} seed resamples: {shares[cid]:.0%} give the base verdict",
-                                base[cid] if shares[cid] >= BOOTSTRAP_HOLD else "varies", base[cid])
-            row["share"] = shares[cid]
-            settings[cid].append(row)
+    cids = [cid for cid in (*kept, "2b") if base[cid] is not None]
+    if bootstrap and cids:
+        shares = _bootstrap_shares(base_history, overfit, base, cids, window, bootstrap, seed)
+        for cid in cids:
+            settings[cid].append(_bootstrap_row(shares[cid], bootstrap, base[cid]))
+
+    if moved:
+        centre = combined[reference]
+        last = int(centre["iteration"].max())
+        scaled = base_history if last >= int(base_history["iteration"].max()) else truncate(base_history, last)
+        histories = {"scaled_down": (f"the profile's own runs, judged at iteration {last}", scaled)}
+        histories.update({name: (_describe(variants[name]), combined[name])
+                          for name, c in around.items() if c == reference})
+        rows = _verdict_rows(at_reference, histories, window, overfit, moved)
+        budget_rows = _verdict_rows(at_reference, {b: (f"{b} iterations", truncate(centre, b)) for b in budgets
+                                                   if b < last}, window, overfit, moved)
+        shares = _bootstrap_shares(centre, overfit, at_reference, moved, window, bootstrap, seed) if bootstrap else {}
+        for cid in moved:
+            settings[cid] = rows[cid] + [dict(r, factor="budget") for r in budget_rows[cid]]
+            if cid in shares:
+                settings[cid].append(_bootstrap_row(shares[cid], bootstrap, at_reference[cid]))
+
     out = {}
-    for cid, rows in settings.items():
+    for cid in (*TRAINING_CLAIMS, "2b"):
         if base[cid] is None:
             continue
+        rows = settings[cid]
         k = sum(r["holds"] for r in rows)
         flipped = sorted({r["factor"] for r in rows if not r["holds"]})
-        out[cid] = {"base": base[cid], "settings": rows, "k": k, "n": len(rows), "fragile": bool(flipped),
-                    "flipped_by": flipped}
+        out[cid] = {"base": at_reference[cid] if cid in moved else base[cid],
+                    "decided_at": reference if cid in moved else None,
+                    "settings": rows, "k": k, "n": len(rows), "fragile": bool(flipped), "flipped_by": flipped}
+        if cid in moved:
+            out[cid]["profile_verdict"] = base[cid]
     for cid in ("4", "5"):
-        out[cid] = {"base": None, "settings": [], "k": 0, "n": 0, "fragile": False, "flipped_by": [],
+        out[cid] = {"base": None, "decided_at": None, "settings": [], "k": 0, "n": 0, "fragile": False,
+                    "flipped_by": [],
                     "note": "decided by certified bounds and an exact variance check: no factor of this table enters its inputs"}
     return {"claims": out, "bootstrap": int(bootstrap), "BOOTSTRAP_HOLD": BOOTSTRAP_HOLD, "window": list(window),
-            "budgets": [int(b) for b in budgets], "variants": list(variants)}
+            "budgets": [int(b) for b in budgets], "variants": list(variants), "around": around,
+            "reference": reference}
 
 
 def _describe(history):
@@ -194,12 +268,21 @@ def markdown(result: dict) -> str:
         if c["base"] is None:
             lines.append(f"| {cid} | (default profile's) | n/a | n/a: {c['note']} |")
             continue
-        lines.append(f"| {cid} | {c['base']} | {c['k']} of {c['n']} | "
+        at = f" (decided at {c['decided_at']})" if c.get("decided_at") else ""
+        lines.append(f"| {cid} | {c['base']}{at} | {c['k']} of {c['n']} | "
                      + (f"**fragile** ({', '.join(c['flipped_by'])})" if c["fragile"] else "no") + " |")
+    moved = {cid: c for cid, c in result["claims"].items() if c.get("decided_at")}
+    if moved:
+        lines += ["", f"Decided at the reference `{result['reference']}`: "
+                  + ", ".join(f"claim {cid} (the profile's own runs give *{c['profile_verdict']}*)" for cid, c in moved.items())
+                  + ". The profile scales that setting down to fit the machine, and the scale-down flips these "
+                  "claims, so it is not allowed for them: their verdict is the reference's, and their settings "
+                  "vary one factor around it (`scaled_down`: the profile's own runs)."]
     for cid, c in result["claims"].items():
         if not c["settings"]:
             continue
-        lines += ["", f"## Claim {cid}: {c['base']} in the base setting", "", "| factor | setting | verdict | holds |",
+        where = f"at the reference `{c['decided_at']}`" if c.get("decided_at") else "in the base setting"
+        lines += ["", f"## Claim {cid}: {c['base']} {where}", "", "| factor | setting | verdict | holds |",
                   "|---|---|---|---|"]
         for r in c["settings"]:
             lines.append(f"| {r['factor']} | {r['setting']} | {r['verdict']} | {'yes' if r['holds'] else '**no**'} |")
@@ -231,18 +314,28 @@ def describe_variant(base_runs, variant_runs) -> str:
     return f"{what} ({', '.join(m for m in ('clip', 'gp', 'sn') if m in methods)}; seeds {sorted(seeds)})"
 
 
-def run(base_runs, variant_runs: dict, budgets, window, out_json, out_md, overfit_csv=None, bootstrap=200) -> dict:
+def run(base_runs, variant_runs: dict, budgets, window, out_json, out_md, overfit_csv=None, bootstrap=200,
+        around: dict | None = None, reference: str | None = None) -> dict:
     """Load the runs, decide every setting and write ``robustness.json`` and ``robustness.md``.
 
     ``variant_runs``: ``{name: [run directories of the variant's own runs]}``;
     each variant's setting is described by what its runs' ``run.json``
-    changed against the base runs.
+    changed against the runs it is around (the base runs, or the variant of
+    ``around``). ``around`` and ``reference``: see :func:`decide`.
     """
+    around = dict(around or {})
     base = load(base_runs, "history.csv")
     variants = {name: load(runs, "history.csv") for name, runs in variant_runs.items()}
     overfit = overfitting.final(pd.read_csv(overfit_csv)) if overfit_csv is not None else None
-    result = decide(base, variants, budgets, window, overfit=overfit, bootstrap=bootstrap)
-    descriptions = {name: describe_variant(base_runs, runs) for name, runs in variant_runs.items()}
+    result = decide(base, variants, budgets, window, overfit=overfit, bootstrap=bootstrap, around=around,
+                    reference=reference)
+    descriptions = {name: describe_variant(variant_runs[around[name]] if name in around else base_runs, runs)
+                    for name, runs in variant_runs.items()}
+    if reference is not None:
+        scaled = describe_variant(variant_runs[reference], base_runs).split(" (")[0].split("; ")
+        scaled = "; ".join(c for c in scaled if not c.startswith("iterations "))
+        descriptions["scaled_down"] = (f"{scaled}: the profile's own runs, judged at the reference's "
+                                       f"{int(variants[reference]['iteration'].max())} iterations")
     for c in result["claims"].values():
         for r in c["settings"]:
             r["setting"] = descriptions.get(r["factor"], r["setting"])

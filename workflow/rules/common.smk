@@ -176,8 +176,34 @@ def overfit_args(wildcards):
 
 # Robustness variants (config `robustness`, the long profile): see workflow/rules/robustness.smk.
 ROB = config.get("robustness") or {}
-VARIANTS = ROB.get("variants", {})
-ROBUSTNESS = bool(VARIANTS or ROB.get("budgets"))  # is there a robustness table to compute?
+ROBUSTNESS = bool(ROB.get("variants") or ROB.get("budgets"))  # is there a robustness table to compute?
+REFERENCE = ROB.get("reference")  # the variant at the reference's value of a setting the profile scales down
+
+
+def _resolve_variants(variants):
+    """Each variant's full changes: one with `around: other` takes the other's changes (but its methods), then its own."""
+    out = {}
+    for name, spec in variants.items():
+        around = spec.get("around")
+        if around is None:
+            out[name] = dict(spec)
+            continue
+        if around not in variants or around == name or variants[around].get("around") is not None:
+            raise ValueError(
+                f"config: `robustness.variants.{name}.around`={around!r} must name another variant that is not "
+                f"itself around one; variants: {sorted(variants)}."
+            )
+        inherited = {k: v for k, v in variants[around].items() if k != "methods"}
+        out[name] = {**inherited, **spec}
+    return out
+
+
+VARIANTS = _resolve_variants(ROB.get("variants", {}))
+if REFERENCE is not None and (REFERENCE not in VARIANTS or VARIANTS[REFERENCE].get("around") is not None):
+    raise ValueError(
+        f"config: `robustness.reference`={REFERENCE!r} must name a variant that is not around another; "
+        f"variants: {sorted(VARIANTS)}."
+    )
 
 
 for _name, _spec in VARIANTS.items():

@@ -15,6 +15,7 @@ rule claims:
         flow=[] if REUSE else [f"{run}/layers.csv" for runs in GF_RUNS.values() for run in runs],
         overfitting=shared(rules.overfitting_table.output),
         robustness=[f"{R}/robustness.json"] if ROBUSTNESS else [],
+        reference=[f"{run}/history.csv" for run in variant_runs(REFERENCE)] if REFERENCE else [],
         convergence=[f"{R}/tables/convergence.json"] if QUALITY else [],
         reused_claims=[f"{REUSE}/claims.json"] if REUSE else [],
     output:
@@ -32,7 +33,8 @@ rule claims:
                 ("compare-with", input.reused_claims),
             )
             if files
-        ),
+        )
+        + (f" --reference-runs {' '.join(variant_runs(REFERENCE))}" if REFERENCE else ""),
         window=config["claims"]["window"],
         variance_width=config["variance"]["width"],
         variance=lambda w, input: os.path.dirname(input.variance[0]),

@@ -1,7 +1,8 @@
 # Robustness runs (config `robustness`, the long profile): each variant reruns
 # the comparison with one factor changed (penalty weight, width, ...), only for
-# the methods it names (the others are the profile's own runs). One job per
-# (variant, dataset, method) cell, trained like `train_compare`.
+# the methods it names (the others are the profile's own runs, or those of the
+# variant it is `around`). One job per (variant, dataset, method) cell, trained
+# like `train_compare`. `reference`: see keras_sngan.experiments.robustness.
 
 for _name, _spec in VARIANTS.items():
 
@@ -62,6 +63,8 @@ rule robustness:
     params:
         runs=COMPARE_RUNS,
         variants=" ".join(f"--variant {v} {' '.join(variant_runs(v))}" for v in VARIANTS),
+        around=" ".join(f"--around {v} {s['around']}" for v, s in VARIANTS.items() if s.get("around")),
+        reference=f"--reference {REFERENCE}" if REFERENCE else "",
         budgets=" ".join(map(str, ROB.get("budgets", []))),
         bootstrap=ROB.get("bootstrap", 200),
         window=config["claims"]["window"],
@@ -72,6 +75,7 @@ rule robustness:
     benchmark:
         f"{BENCH}/robustness.tsv"
     shell:
-        "keras-sngan robustness --runs {params.runs} {params.variants} --budgets {params.budgets} "
+        "keras-sngan robustness --runs {params.runs} {params.variants} {params.around} {params.reference} "
+        "--budgets {params.budgets} "
         "--bootstrap {params.bootstrap} --window {params.window} --overfitting {input.overfitting} "
         "--out-json {output.json} --out-md {output.md} > {log} 2>&1"
