@@ -47,7 +47,8 @@ results: install
 	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/snakemake --cores $(CORES) --forceall
 
 # The long profile (config/long.yaml) into results/long/: the toy comparison run to convergence plus the
-# robustness runs, next to the default results/ it reads (about 2 h on 2 cores; a rerun after a kill resumes).
+# robustness runs, next to the default results/ it reads (about 2 h on 2 cores, 11,000 CPU seconds;
+# a rerun after a kill resumes).
 long: install
 	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/snakemake --cores $(CORES) --configfile config/long.yaml
 
