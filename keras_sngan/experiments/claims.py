@@ -423,6 +423,15 @@ def claim_middle(history, window, overfit=None):
             "used": {k: {"between": c, "of": n} for k, (c, n) in counts.items()}}
 
 
+def training_claims(history, window, overfit=None) -> dict:
+    """Rules 1, 2a and 3 on one comparison: ``{claim id: the rule's result}`` (the claims its runs decide)."""
+    return {
+        "1": claim_clipping(history, window),
+        "2a": claim_gp_speed(history),
+        "3": claim_middle(history, window, overfit),
+    }
+
+
 # --------------------------------------------------------------------------- rule 4
 PIECEWISE = ("relu", "leaky_relu")
 SMOOTH = ("gelu", "swish")

@@ -91,13 +91,6 @@ def run(variance_dir, lipschitz_dir, run_dirs, flow_runs: dict, out_md, out_json
     return payload
 
 
-_TRAINING_RULES = {
-    "1": lambda history, window, overfit: rules.claim_clipping(history, window),
-    "2a": lambda history, window, overfit: rules.claim_gp_speed(history),
-    "3": lambda history, window, overfit: rules.claim_middle(history, window, overfit),
-}
-
-
 def _decide_at_reference(claims, robust, history, reference_runs, window, overfit):
     """The claims the robustness table decided at its reference, computed there (``claims`` in place)."""
     from keras_sngan.experiments import robustness
@@ -109,11 +102,12 @@ def _decide_at_reference(claims, robust, history, reference_runs, window, overfi
         raise ValueError(f"claims: the robustness table decided claims {sorted(moved)} at its reference "
                          f"{robust.get('reference')!r}; pass that variant's runs (--reference-runs).")
     at_reference = robustness.combine(history, load(reference_runs, "history.csv"))
+    decided = rules.training_claims(at_reference, window, overfit)
     for c in claims:
         r = moved.get(c["id"])
         if r is None:
             continue
-        result = _TRAINING_RULES[c["id"]](at_reference, window, overfit)
+        result = decided[c["id"]]
         c["profile_verdict"] = c["verdict"]
         c.update(verdict=result["verdict"], numbers=result["numbers"], used=result["used"], decided_at=r["decided_at"])
         last = int(at_reference["iteration"].max())

@@ -53,11 +53,7 @@ HISTORY_COLUMNS = ("dataset", "method", "seed", "iteration", "wasserstein", "pro
 
 
 def _training_verdicts(history, window, overfit):
-    return {
-        "1": rules.claim_clipping(history, window)["verdict"],
-        "2a": rules.claim_gp_speed(history)["verdict"],
-        "3": rules.claim_middle(history, window, overfit)["verdict"],
-    }
+    return {cid: result["verdict"] for cid, result in rules.training_claims(history, window, overfit).items()}
 
 
 def combine(base: pd.DataFrame, variant: pd.DataFrame) -> pd.DataFrame:
@@ -118,13 +114,16 @@ def _settings_row(factor, setting, verdict, base):
     return {"factor": factor, "setting": setting, "verdict": verdict, "holds": verdict == base}
 
 
-def _verdict_rows(centre_verdicts, histories: dict, window, overfit, cids):
-    """``{claim: [row per setting]}``: each setting's history (``{factor: (setting, history)}``) judged by the rules."""
+def _settings_around(centre, verdicts, factors, budgets, window, overfit, cids):
+    """``{claim: [row per setting]}`` around one comparison (``centre``, whose verdicts are ``verdicts``):
+    each ``(factor, setting, history)`` of ``factors`` judged by the rules, then ``centre`` truncated to
+    each of ``budgets``."""
+    factors = list(factors) + [("budget", f"{b} iterations", truncate(centre, b)) for b in budgets]
     rows = {cid: [] for cid in cids}
-    for factor, (setting, history) in histories.items():
-        verdicts = _training_verdicts(history, window, overfit)
+    for factor, setting, history in factors:
+        judged = _training_verdicts(history, window, overfit)
         for cid in cids:
-            rows[cid].append(_settings_row(factor, setting, verdicts[cid], centre_verdicts[cid]))
+            rows[cid].append(_settings_row(factor, setting, judged[cid], verdicts[cid]))
     return rows
 
 
@@ -196,12 +195,9 @@ def decide(base_history, variants: dict, budgets, window, overfit=None, bootstra
         moved = tuple(cid for cid in TRAINING_CLAIMS if at_reference[cid] != base[cid])
     kept = tuple(cid for cid in TRAINING_CLAIMS if cid not in moved)
 
-    settings = _verdict_rows(base, {name: (_describe(variants[name]), combined[name]) for name in variants
-                                    if name not in around}, window, overfit, kept)
-    budget_rows = _verdict_rows(base, {b: (f"{b} iterations", truncate(base_history, b)) for b in budgets},
-                                window, overfit, kept)
-    for cid in kept:
-        settings[cid] += [dict(r, factor="budget") for r in budget_rows[cid]]
+    settings = _settings_around(base_history, base, [(name, _describe(variants[name]), combined[name])
+                                                     for name in variants if name not in around],
+                                budgets, window, overfit, kept)
     settings["2b"] = []
     base["2b"] = rules.claim_gp_overfit(overfit)["verdict"] if overfit is not None else None
     if overfit is not None:
@@ -219,15 +215,12 @@ def decide(base_history, variants: dict, budgets, window, overfit=None, bootstra
         centre = combined[reference]
         last = int(centre["iteration"].max())
         scaled = base_history if last >= int(base_history["iteration"].max()) else truncate(base_history, last)
-        histories = {"scaled_down": (f"the profile's own runs, judged at iteration {last}", scaled)}
-        histories.update({name: (_describe(variants[name]), combined[name])
-                          for name, c in around.items() if c == reference})
-        rows = _verdict_rows(at_reference, histories, window, overfit, moved)
-        budget_rows = _verdict_rows(at_reference, {b: (f"{b} iterations", truncate(centre, b)) for b in budgets
-                                                   if b < last}, window, overfit, moved)
+        factors = [("scaled_down", f"the profile's own runs, judged at iteration {last}", scaled)]
+        factors += [(name, _describe(variants[name]), combined[name]) for name, c in around.items() if c == reference]
+        settings.update(_settings_around(centre, at_reference, factors, [b for b in budgets if b < last],
+                                         window, overfit, moved))
         shares = _bootstrap_shares(centre, overfit, at_reference, moved, window, bootstrap, seed) if bootstrap else {}
         for cid in moved:
-            settings[cid] = rows[cid] + [dict(r, factor="budget") for r in budget_rows[cid]]
             if cid in shares:
                 settings[cid].append(_bootstrap_row(shares[cid], bootstrap, at_reference[cid]))
 
@@ -289,8 +282,9 @@ def markdown(result: dict) -> str:
     return "\n".join(lines) + "\n"
 
 
-def describe_variant(base_runs, variant_runs) -> str:
-    """What a variant changed, read from the runs' ``run.json``: e.g. ``gp_weight 0.1 -> 10 (gp; seeds [0, 1, 2])``."""
+def _changes(base_runs, variant_runs):
+    """What the variant's runs changed against ``base_runs`` (from their ``run.json``): ``({key: (base value,
+    variant value)}, methods, seeds)``."""
     def params(run):
         info = io.read_json(os.path.join(run, "run.json"))
         return info, {"gp_weight": info.get("gp_weight"), "width": (info.get("model") or {}).get("width"),
@@ -301,7 +295,7 @@ def describe_variant(base_runs, variant_runs) -> str:
         info, p = params(run)
         base.setdefault((info["dataset"], info["method"]), p)
         base.setdefault(info["method"], p)
-    changes, methods, seeds = set(), set(), set()
+    changes, methods, seeds = {}, set(), set()
     for run in variant_runs:
         info, p = params(run)
         methods.add(info["method"])
@@ -309,9 +303,19 @@ def describe_variant(base_runs, variant_runs) -> str:
         reference = base.get((info["dataset"], info["method"])) or base.get(info["method"], {})
         for key, value in p.items():
             if None not in (value, reference.get(key)) and reference[key] != value:
-                changes.add(f"{key} {reference[key]:g} -> {value:g}")
-    what = "; ".join(sorted(changes)) or "no parameter differs"
-    return f"{what} ({', '.join(m for m in ('clip', 'gp', 'sn') if m in methods)}; seeds {sorted(seeds)})"
+                changes.setdefault(key, set()).add((reference[key], value))
+    return changes, methods, seeds
+
+
+def _changes_text(changes, skip=()):
+    return "; ".join(sorted(f"{key} {a:g} -> {b:g}" for key, pairs in changes.items() if key not in skip
+                            for a, b in pairs)) or "no parameter differs"
+
+
+def describe_variant(base_runs, variant_runs) -> str:
+    """What a variant changed, read from the runs' ``run.json``: e.g. ``gp_weight 0.1 -> 10 (gp; seeds [0, 1, 2])``."""
+    changes, methods, seeds = _changes(base_runs, variant_runs)
+    return f"{_changes_text(changes)} ({', '.join(m for m in ('clip', 'gp', 'sn') if m in methods)}; seeds {sorted(seeds)})"
 
 
 def run(base_runs, variant_runs: dict, budgets, window, out_json, out_md, overfit_csv=None, bootstrap=200,
@@ -332,8 +336,7 @@ def run(base_runs, variant_runs: dict, budgets, window, out_json, out_md, overfi
     descriptions = {name: describe_variant(variant_runs[around[name]] if name in around else base_runs, runs)
                     for name, runs in variant_runs.items()}
     if reference is not None:
-        scaled = describe_variant(variant_runs[reference], base_runs).split(" (")[0].split("; ")
-        scaled = "; ".join(c for c in scaled if not c.startswith("iterations "))
+        scaled = _changes_text(_changes(variant_runs[reference], base_runs)[0], skip=("iterations",))
         descriptions["scaled_down"] = (f"{scaled}: the profile's own runs, judged at the reference's "
                                        f"{int(variants[reference]['iteration'].max())} iterations")
     for c in result["claims"].values():
