@@ -1,4 +1,4 @@
-"""The training stream and the overfitting job's batches: their elements, and no tf.data autotuning thread.
+"""The training stream: its elements, and no tf.data autotuning thread.
 
 The stream's elements are checked against numpy (each pass a permutation of
 the training rows, a resumed stream the tail of the uninterrupted one); the
@@ -12,7 +12,7 @@ import pytest
 
 tf = pytest.importorskip("tensorflow")
 
-from keras_sngan.experiments import data_stream, overfitting  # noqa: E402
+from keras_sngan.experiments import data_stream  # noqa: E402
 
 
 def _elements(stream):
@@ -50,13 +50,3 @@ def test_the_stream_runs_without_tf_data_autotuning():
     stream = data_stream.training_stream(x, 2, 5, seed=0, start_step=0, num_steps=3)
     assert stream.options().autotune.enabled is False
     assert tf.data.Dataset.range(3).options().autotune.enabled is not False  # the default, for contrast
-
-
-def test_overfitting_batches_are_the_arrays_consecutive_slices_without_autotuning():
-    x = np.random.default_rng(2).standard_normal((60, 3)).astype(np.float32)
-    batches = overfitting._batches(x, 15)
-    assert batches.options().autotune.enabled is False
-    got = _elements(batches)
-    assert len(got) == 4
-    for k, batch in enumerate(got):
-        np.testing.assert_array_equal(batch, x[15 * k:15 * (k + 1)])

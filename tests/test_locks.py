@@ -1,5 +1,6 @@
 """Process locks released by the kernel: the holder is a real subprocess, killed with SIGKILL."""
 
+import os
 import ast
 import shutil
 import signal
@@ -82,19 +83,23 @@ def test_exclusive_does_not_wait_when_free(tmp_path, capfd):
 def test_exclusive_never_admits_two_holders_even_when_the_holder_deletes_the_file(tmp_path):
     """Four threads contend; each holder deletes the lock file's directory before it lets go."""
     path = tmp_path / "store" / "run.lock"
-    inside, overlaps = [], []
+    inside, overlaps, errors, held = [], [], [], []
 
     def worker():
-        for _ in range(20):
-            with locks.exclusive(path, ""):
-                inside.append(1)
-                if len(inside) > 1:
-                    overlaps.append(len(inside))
-                time.sleep(0.001)
-                inside.pop()
-                # as CheckpointStore.clear does: another thread may have made a
-                # new lock file in the directory meanwhile (then it stays)
-                shutil.rmtree(path.parent, ignore_errors=True)
+        try:
+            for _ in range(20):
+                with locks.exclusive(path, ""):
+                    held.append(1)
+                    inside.append(1)
+                    if len(inside) > 1:
+                        overlaps.append(len(inside))
+                    time.sleep(0.001)
+                    inside.pop()
+                    # as CheckpointStore.clear does: another thread may have made a
+                    # new lock file in the directory meanwhile (then it stays)
+                    shutil.rmtree(path.parent, ignore_errors=True)
+        except Exception as error:  # noqa: BLE001 - a waiter that fails must fail the test, not just its thread
+            errors.append(repr(error))
 
     threads = [threading.Thread(target=worker, daemon=True) for _ in range(4)]
     for thread in threads:
@@ -102,7 +107,8 @@ def test_exclusive_never_admits_two_holders_even_when_the_holder_deletes_the_fil
     for thread in threads:
         thread.join(timeout=120)
     assert not any(thread.is_alive() for thread in threads), "deadlock"
-    assert overlaps == []
+    assert errors == []  # e.g. FileNotFoundError: the directory removed between makedirs and open
+    assert overlaps == [] and len(held) == 4 * 20
 
 
 def _stale_locks(snakemake_dir):
@@ -148,3 +154,20 @@ def test_only_snakemake_lock_files_are_removed(tmp_path, name):
     (snakemake_dir / "locks" / name).write_text("x")
     assert _release(snakemake_dir) == []
     assert (snakemake_dir / "locks" / name).exists()
+
+
+def test_exclusive_survives_the_directory_vanishing_between_makedirs_and_open(tmp_path, monkeypatch):
+    """The race the four-thread test hits now and then, made certain: the holder's clear() lands in between."""
+    path = tmp_path / "store" / "run.lock"
+    real_makedirs, calls = os.makedirs, []
+
+    def makedirs_then_vanish(name, exist_ok=False):
+        real_makedirs(name, exist_ok=exist_ok)
+        calls.append(name)
+        if len(calls) == 1:
+            shutil.rmtree(name)  # as CheckpointStore.clear, at the worst moment
+
+    monkeypatch.setattr(locks.os, "makedirs", makedirs_then_vanish)
+    with locks.exclusive(path, ""):
+        assert path.exists()
+    assert len(calls) == 2  # it made the directory again and took the lock there

@@ -61,7 +61,10 @@ def exclusive(path, waiting_message: str, on_wait=None):
     """
     while True:
         os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-        handle = open(path, "a")  # not inherited by child processes (PEP 446)
+        try:
+            handle = open(path, "a")  # not inherited by child processes (PEP 446)
+        except FileNotFoundError:  # the holder removed the directory between makedirs and open
+            continue
         taken = _try_lock(handle, fcntl.LOCK_EX)
         if taken is False:
             if on_wait is not None:

@@ -211,7 +211,7 @@ def run(
         record(0)
         for k in range(records):
             batch = x_train[order[k * chunk * step:(k + 1) * chunk * step]]
-            gan.fit(_batches(batch, step), epochs=1, verbose=0)
+            gan.fit(batch, batch_size=step, epochs=1, shuffle=False, verbose=0)
             record((k + 1) * chunk)
     table = pd.DataFrame(rows)
     io.write_csv(out_csv, table)
@@ -232,23 +232,3 @@ def combine(inputs, out_csv) -> pd.DataFrame:
     table = pd.concat([pd.read_csv(path) for path in inputs], ignore_index=True)
     io.write_csv(out_csv, table)
     return table
-
-
-def _batches(x, step: int):
-    """``x`` in consecutive elements of ``step`` samples, in order, as ``fit`` would batch the array.
-
-    On TensorFlow a `tf.data.Dataset` without tf.data's autotuning thread
-    (see `data_stream.without_autotune`): ``fit`` on a NumPy array would build
-    one with it, and each of a job's dozens of ``fit`` calls could then wait
-    for that thread at its end. Other backends take the array's batches as a
-    list of arrays.
-    """
-    import keras
-
-    if keras.backend.backend() != "tensorflow":
-        return [x[i:i + step] for i in range(0, len(x), step)]
-    import tensorflow as tf
-
-    from keras_sngan.experiments.data_stream import without_autotune
-
-    return tf.data.Dataset.from_tensor_slices(x).batch(step).with_options(without_autotune())
