@@ -90,12 +90,6 @@ from keras_sngan.experiments import io
 SPREAD_FACTOR = 2.0
 FAMILY_ALPHA = 0.05
 EXACT_RTOL = 1e-9
-# E[R_n^2] = d2(n)^2 + d3(n)^2: the expected squared range of n independent standard normal draws, from the
-# control-chart constants d2 (mean range) and d3 (its standard deviation). tests/test_agreement.py checks
-# them against a simulation.
-_D2_D3 = {2: (1.128, 0.853), 3: (1.693, 0.888), 4: (2.059, 0.880), 5: (2.326, 0.864), 6: (2.534, 0.848),
-          7: (2.704, 0.833), 8: (2.847, 0.820), 9: (2.970, 0.808), 10: (3.078, 0.797)}
-EXPECTED_RANGE_SQUARED = {n: d2 ** 2 + d3 ** 2 for n, (d2, d3) in _D2_D3.items()}
 EXCLUDED_METRICS = ("seconds_per_iteration",)
 OVERFIT_METRICS = ("std_gap", "gap")
 
