@@ -1,7 +1,7 @@
 """Process locks released by the kernel: the holder is a real subprocess, killed with SIGKILL."""
 
-import os
 import ast
+import os
 import shutil
 import signal
 import subprocess

@@ -174,8 +174,13 @@ def pooled_log_sd(ranges, seeds: int) -> float:
     return math.sqrt(float(np.mean(squares)) / expected_range_squared(seeds))
 
 
+def log_tolerance(sd, seeds: int, z: float) -> float:
+    """Decades two ``seeds``-seed geometric means may differ by: ``z * sd * sqrt(2 / seeds)``."""
+    return z * sd * math.sqrt(2.0 / seeds)
+
+
 def log_agrees(g_c, g_r, sd, seeds: int, z: float) -> bool:
-    """Gradient-flow rule for one row: ``|log10 g_r - log10 g_c| <= z * sd * sqrt(2 / seeds)``, or equal.
+    """Gradient-flow rule for one row: ``|log10 g_r - log10 g_c| <=`` :func:`log_tolerance`, or equal.
 
     ``sd`` is the per-seed standard deviation in log10 (:func:`pooled_log_sd`);
     a zero or negative norm agrees only when equal.
@@ -184,7 +189,7 @@ def log_agrees(g_c, g_r, sd, seeds: int, z: float) -> bool:
         return True
     if not (g_c > 0 and g_r > 0):
         return False
-    return abs(math.log10(g_r) - math.log10(g_c)) <= z * sd * math.sqrt(2.0 / seeds)
+    return abs(math.log10(g_r) - math.log10(g_c)) <= log_tolerance(sd, seeds, z)
 
 
 # --------------------------------------------------------------------------- readers
@@ -344,7 +349,7 @@ def gradient_flow_differences(c_rows, r_rows, keys, table=GRADIENT_FLOW.replace(
     ``c_rows`` / ``r_rows`` map ``(config, iteration, layer)`` to ``(geomean,
     min, max, seeds)``.
     """
-    pooled = {}  # config -> the seeds' ranges of its rows on both sides (positive norms, same seeds)
+    pooled = {}  # (config, seeds) -> the seeds' ranges of its rows on both sides (positive norms, same seeds)
     for key in keys:
         (_, lo_c, hi_c, n_c), (_, lo_r, hi_r, n_r) = c_rows[key], r_rows[key]
         if n_c == n_r and n_c >= 2 and min(lo_c, lo_r) > 0:
@@ -357,7 +362,7 @@ def gradient_flow_differences(c_rows, r_rows, keys, table=GRADIENT_FLOW.replace(
         spread = sd.get((key[0], n_c))
         if n_c == n_r and (_equal(g_c, g_r) or (spread is not None and log_agrees(g_c, g_r, spread, n_c, z))):
             continue
-        tolerance = None if spread is None or n_c != n_r else f"{z * spread * math.sqrt(2.0 / n_c):.3g} decades"
+        tolerance = None if spread is None or n_c != n_r else f"{log_tolerance(spread, n_c, z):.3g} decades"
         differences.append(dict(
             kind="metric", table=table, item=f"{_key_label(key)} grad_norm", key=_key_label(key),
             metric="grad_norm_geomean",
