@@ -232,6 +232,37 @@ def test_a_bad_around_or_reference_is_refused_by_name(around, reference, match):
         robustness.decide(base, variants, [], WINDOW, bootstrap=0, around=around, reference=reference)
 
 
+def test_a_variant_around_the_reference_that_stops_after_claim_1s_window_gives_claim_1_what_its_full_run_gives():
+    # GP's penalty weight around the reference (the long profile: 260 of the reference's 600 iterations)
+    base, reference = _history(BASE), _reference()
+    full = _reference({"gp": steep_gp})
+    short = full[full["iteration"] <= WINDOW[1] + 10]
+    rows = {}
+    for name, variant in (("full", full), ("short", short)):
+        result = robustness.decide(base, {"width_512": reference, "width_512_gp": variant}, [], WINDOW, bootstrap=0,
+                                   around={"width_512_gp": "width_512"}, reference="width_512")
+        assert result["claims"]["1"]["decided_at"] == "width_512"
+        rows[name] = {r["factor"]: r["verdict"] for r in result["claims"]["1"]["settings"]}
+    oracle = rules.claim_clipping(robustness.combine(robustness.combine(base, reference), full), WINDOW)["verdict"]
+    assert rows["short"] == rows["full"] and rows["short"]["width_512_gp"] == oracle
+
+
+@pytest.mark.parametrize("reference_curves, stop, claim", [
+    (None, WINDOW[1] - 10, "claim 1"),  # claim 1 decided at the reference: the variant misses the window's end
+    ({"clip": clip_small, "gp": squared, "sn": linear}, WINDOW[1] + 10, "claim 2a"),  # 2a reads the whole run
+])
+def test_a_variant_around_the_reference_too_short_for_a_claim_decided_there_is_refused_by_name(
+        reference_curves, stop, claim):
+    base, reference = _history(BASE), _reference(reference_curves)
+    at_reference = robustness.decide(base, {"width_512": reference}, [], WINDOW, bootstrap=0, reference="width_512")
+    assert at_reference["claims"][claim.split()[1]]["decided_at"] == "width_512"  # the case the row is built for
+    short = _reference({"gp": steep_gp})
+    short = short[short["iteration"] <= stop]
+    with pytest.raises(ValueError, match=f"'width_512_gp'.*stops at iteration {stop}, but {claim}, decided at"):
+        robustness.decide(base, {"width_512": reference, "width_512_gp": short}, [], WINDOW, bootstrap=0,
+                          around={"width_512_gp": "width_512"}, reference="width_512")
+
+
 def _write_runs(tmp_path, history, name):
     dirs = []
     for (dataset, method, seed), run in history.groupby(["dataset", "method", "seed"]):
