@@ -247,6 +247,17 @@ def test_a_variant_around_the_reference_that_stops_after_claim_1s_window_gives_c
     assert rows["short"] == rows["full"] and rows["short"]["width_512_gp"] == oracle
 
 
+def test_a_variant_around_the_reference_as_long_as_the_reference_is_accepted_when_the_window_ends_later():
+    # the CI twin of the long profile: 10-iteration runs, a window that ends at 15
+    base, reference = _history(BASE), _reference()
+    steep = _reference({"gp": steep_gp})
+    window = (150, 350)
+    result = robustness.decide(base, {"width_512": reference, "width_512_gp": steep}, [], window, bootstrap=0,
+                               around={"width_512_gp": "width_512"}, reference="width_512")
+    assert result["claims"]["1"]["decided_at"] == "width_512"
+    assert [r["factor"] for r in result["claims"]["1"]["settings"]] == ["scaled_down", "width_512_gp"]
+
+
 @pytest.mark.parametrize("reference_curves, stop, claim", [
     (None, WINDOW[1] - 10, "claim 1"),  # claim 1 decided at the reference: the variant misses the window's end
     ({"clip": clip_small, "gp": squared, "sn": linear}, WINDOW[1] + 10, "claim 2a"),  # 2a reads the whole run
