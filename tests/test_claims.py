@@ -383,3 +383,26 @@ def test_markdown_table_escapes_pipes_in_a_claim():
     context = {"seeds": [0], "window": [150, 250], "runs": 3, "gp_weights": {}, "overfit_runs": 0}
     row = [line for line in claims_report.markdown([entry], context).splitlines() if line.startswith("| 5 |")]
     assert row == [r"| 5 | SN bounds \|\|W\|\|_2 | **supported** |"]
+
+
+def test_the_report_names_the_toy_width_of_the_runs_and_flags_a_scale_down(tmp_path):
+    """The width line comes from the runs' own run.json, and says when it is narrower than gan_toy.py's 512."""
+    import json
+
+    from keras_sngan.experiments import claims_report
+
+    runs = []
+    for dataset, width in (("8gaussians", 256), ("swissroll", 256), ("digits", 256)):
+        run = tmp_path / dataset
+        run.mkdir()
+        (run / "run.json").write_text(json.dumps({"dataset": dataset, "method": "sn", "model": {"width": width}}))
+        runs.append(str(run))
+    widths = claims_report._toy_widths(runs)
+    assert widths == {"8gaussians": [256], "swissroll": [256]}  # digits' CNN has no toy width
+    context = {"seeds": [0], "window": [150, 250], "runs": 3, "gp_weights": {}, "overfit_runs": 0}
+    narrow = claims_report.markdown([], {**context, "toy_widths": widths})
+    assert "Toy MLP width of the comparison runs: 8gaussians: [256], swissroll: [256] (gan_toy.py: 512)." in narrow
+    assert "scale-down" in narrow
+    full = claims_report.markdown([], {**context, "toy_widths": {"8gaussians": [512]}})
+    assert "8gaussians: [512] (gan_toy.py: 512)." in full and "scale-down" not in full
+    assert "Toy MLP width" not in claims_report.markdown([], context)  # no toy runs: no line

@@ -28,6 +28,19 @@ def _gp_weights(run_dirs):
     return {d: sorted(w) for d, w in out.items()}
 
 
+def _toy_widths(run_dirs):
+    """{dataset: toy MLP widths} of the comparison's runs on the 2-D toy sets (from their run.json)."""
+    from keras_sngan.datasets.toy import TOY_DATASETS
+
+    out = {}
+    for run in run_dirs:
+        info = io.read_json(os.path.join(run, "run.json"))
+        width = (info.get("model") or {}).get("width")
+        if info.get("dataset") in TOY_DATASETS and width is not None:
+            out.setdefault(info["dataset"], set()).add(int(width))
+    return {d: sorted(w) for d, w in out.items()}
+
+
 def run(variance_dir, lipschitz_dir, run_dirs, flow_runs: dict, out_md, out_json, window=(150, 250),
         overfit_csv=None, out_html=None, variance_width=None, robustness_json=None, convergence_json=None,
         compare_with=None, reference_runs=None) -> dict:
@@ -79,7 +92,7 @@ def run(variance_dir, lipschitz_dir, run_dirs, flow_runs: dict, out_md, out_json
     claims = [{"id": cid, "claim": text, "verdict": r["verdict"], "numbers": r["numbers"], "note": r["note"], "used": r["used"]}
               for (cid, text), r in zip(rules.CLAIMS, results)]
     context = {"seeds": seeds, "window": list(window), "runs": len(run_dirs), "gp_weights": _gp_weights(run_dirs),
-               "overfit_runs": 0 if overfit is None else len(overfit)}
+               "toy_widths": _toy_widths(run_dirs), "overfit_runs": 0 if overfit is None else len(overfit)}
     if robustness_json is not None:
         _decide_at_reference(claims, io.read_json(robustness_json), history, reference_runs, window, overfit)
     _attach(claims, context, robustness_json, convergence_json, compare_with)
@@ -208,7 +221,19 @@ def _context_lines(context):
         f"10): {weights}. Claim 2b uses the overfitting experiment's GP at "
         f"lambda = 10 (label gp); its GP at gan_toy.py's lambda = 0.1 (label gp0.1) is reported alongside "
         f"({context['overfit_runs']} overfitting runs).",
-    ]
+    ] + ([_width_line(context["toy_widths"])] if context.get("toy_widths") else [])
+
+
+GAN_TOY_WIDTH = 512  # WGAN-GP's gan_toy.py: DIM = 512
+
+
+def _width_line(widths):
+    listed = ", ".join(f"{d}: {w}" for d, w in widths.items())
+    narrower = any(w < GAN_TOY_WIDTH for ws in widths.values() for w in ws)
+    return (f"Toy MLP width of the comparison runs: {listed} (gan_toy.py: {GAN_TOY_WIDTH})."
+            + (" A narrower width is a scale-down to fit the machine: the long profile's robustness table "
+               "(results/long/robustness.md) says which verdicts it flips, and decides those at width "
+               f"{GAN_TOY_WIDTH}." if narrower else ""))
 
 
 def _cell(text) -> str:
