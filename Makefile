@@ -47,7 +47,7 @@ results: install
 	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/snakemake --cores $(CORES) --forceall
 
 # The long profile (config/long.yaml) into results/long/: the toy comparison run to convergence plus the
-# robustness runs, next to the default results/ it reads (about 2 h on 2 cores, 11,000 CPU seconds;
+# robustness runs, next to the default results/ it reads (about 1.5 h on 2 cores, 9,600 CPU seconds;
 # a rerun after a kill resumes).
 long: install
 	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/snakemake --cores $(CORES) --configfile config/long.yaml
