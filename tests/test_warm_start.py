@@ -133,7 +133,13 @@ def test_the_child_takes_the_clients_niceness_and_cpus(tmp_path, warm_env):
     command = ["nice", "-n", "7", "taskset", "-c", str(cpus[-1]), *long_run]
     client, child = _start_and_find_child(command, warm_env, server)
     try:
-        assert child.nice() == min(niceness + 7, 19) and child.cpu_affinity() == [cpus[-1]]
+        # The child is visible from its fork on and takes the client's scheduling a moment later, before it
+        # runs the command: wait for that moment (CI once looked in between and saw the server's niceness).
+        expected = (min(niceness + 7, 19), [cpus[-1]])
+        deadline = time.monotonic() + 30
+        while (child.nice(), child.cpu_affinity()) != expected and time.monotonic() < deadline:
+            time.sleep(0.02)
+        assert (child.nice(), child.cpu_affinity()) == expected
         assert server.nice() == niceness and server.cpu_affinity() == cpus  # the server's are untouched
     finally:
         client.kill()
