@@ -18,27 +18,32 @@ from keras_sngan.experiments import io, overfitting
 from keras_sngan.experiments.runs import load
 
 
-def _gp_weights(run_dirs):
-    """{dataset: GP penalty weight} of the comparison's GP runs (from their run.json)."""
+def _per_dataset(run_dirs, pick):
+    """{dataset: sorted distinct ``pick(run.json)``} over the runs for which ``pick`` gives a value."""
     out = {}
     for run in run_dirs:
         info = io.read_json(os.path.join(run, "run.json"))
-        if info.get("method") == "gp":
-            out.setdefault(info["dataset"], set()).add(float(info.get("gp_weight", float("nan"))))
-    return {d: sorted(w) for d, w in out.items()}
+        value = pick(info)
+        if value is not None:
+            out.setdefault(info["dataset"], set()).add(value)
+    return {d: sorted(v) for d, v in out.items()}
+
+
+def _gp_weights(run_dirs):
+    """{dataset: GP penalty weight} of the comparison's GP runs (from their run.json)."""
+    return _per_dataset(run_dirs, lambda info: float(info.get("gp_weight", float("nan")))
+                        if info.get("method") == "gp" else None)
 
 
 def _toy_widths(run_dirs):
     """{dataset: toy MLP widths} of the comparison's runs on the 2-D toy sets (from their run.json)."""
     from keras_sngan.datasets.toy import TOY_DATASETS
 
-    out = {}
-    for run in run_dirs:
-        info = io.read_json(os.path.join(run, "run.json"))
-        width = (info.get("model") or {}).get("width")
-        if info.get("dataset") in TOY_DATASETS and width is not None:
-            out.setdefault(info["dataset"], set()).add(int(width))
-    return {d: sorted(w) for d, w in out.items()}
+    def width(info):
+        value = (info.get("model") or {}).get("width")
+        return int(value) if info.get("dataset") in TOY_DATASETS and value is not None else None
+
+    return _per_dataset(run_dirs, width)
 
 
 def run(variance_dir, lipschitz_dir, run_dirs, flow_runs: dict, out_md, out_json, window=(150, 250),

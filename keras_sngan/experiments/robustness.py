@@ -257,8 +257,8 @@ def decide(base_history, variants: dict, budgets, window, overfit=None, bootstra
 def _check_around_lengths(variants, around, reference, last, moved, window):
     """A variant around the reference may stop before the reference's ``last`` iteration only where every claim
     decided at the reference reads no further: claim 1 (iteration 0 and the window, or up to ``last`` if the
-    window ends later), not 2a or 3 (the whole run). Its first iterations are those of a longer run (same seed, data order and optimizer, no schedule),
-    so claim 1 then sees exactly what the full-length run would have given it."""
+    window ends later), not 2a or 3 (the whole run). Its first iterations are those of a longer run (same seed,
+    data order and optimizer, no schedule), so claim 1 then sees what the full-length run would have given it."""
     for name, centre in around.items():
         if centre != reference:
             continue
