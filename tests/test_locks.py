@@ -111,6 +111,24 @@ def test_exclusive_never_admits_two_holders_even_when_the_holder_deletes_the_fil
     assert overlaps == [] and len(held) == 4 * 20
 
 
+def test_exclusive_retries_when_the_directory_goes_between_makedirs_checks(tmp_path, monkeypatch):
+    """`os.makedirs(exist_ok=True)` raises FileExistsError when another process made the directory
+    and the holder removed it before makedirs looked again (seen once in a loaded test run)."""
+    path = tmp_path / "store" / "run.lock"
+    real, calls = os.makedirs, []
+
+    def racing_makedirs(name, *args, **kwargs):
+        calls.append(name)
+        if len(calls) == 1:
+            raise FileExistsError(17, "File exists", name)
+        return real(name, *args, **kwargs)
+
+    monkeypatch.setattr(locks.os, "makedirs", racing_makedirs)
+    with locks.exclusive(path, ""):
+        assert path.exists()
+    assert len(calls) == 2
+
+
 def _stale_locks(snakemake_dir):
     lock_dir = snakemake_dir / "locks"
     lock_dir.mkdir(parents=True, exist_ok=True)

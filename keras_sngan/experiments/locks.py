@@ -60,11 +60,13 @@ def exclusive(path, waiting_message: str, on_wait=None):
     again on a new one.
     """
     while True:
-        os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
         try:
+            os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
             handle = open(path, "a")  # not inherited by child processes (PEP 446)
         except FileNotFoundError:  # the holder removed the directory between makedirs and open
             continue
+        except FileExistsError:  # makedirs: made by another process, then removed by the holder before
+            continue  # makedirs could see it as a directory (exist_ok re-raises then)
         taken = _try_lock(handle, fcntl.LOCK_EX)
         if taken is False:
             if on_wait is not None:
