@@ -186,19 +186,18 @@ class SpectralNormalization(keras.layers.Wrapper):
         ``in_graph``: inside a traced function, as one loop op. Eagerly, run
         as one compiled loop where that is faster: on TensorFlow for long
         warm-ups (a graph function traces in a fraction of 100 eager steps);
-        on JAX for convolution operators only (each eager step of their
-        adjoint re-traces a ``jax.vjp``, while an XLA compile per layer shape
-        costs more than eager matrix steps).
+        on JAX always (each eager JAX op compiles once per new shape, so even
+        matrix warm-ups of 50 steps cost more eagerly: nine Dense layers of new
+        shapes built in 3.6 s eagerly against 2.3 s compiled, a 4-layer
+        256-wide MLP in 1.9 s against 1.7 s; and each eager step of a
+        convolution's adjoint re-traces a ``jax.vjp``).
         """
         operator = self._operators[index]
         kernel = ops.stop_gradient(self._master_kernel())
         if in_graph:
             return operator.iterate_loop(kernel, u, v, self.warmup_iterations)
         backend = keras.backend.backend()
-        if backend == "jax":
-            compile_loop = operator.direction is None
-        else:
-            compile_loop = backend == "tensorflow" and self.warmup_iterations >= 100
+        compile_loop = backend == "jax" or (backend == "tensorflow" and self.warmup_iterations >= 100)
         if compile_loop:
             return operator.iterate_compiled(kernel, u, v, self.warmup_iterations)
         return operator.iterate(kernel, u, v, self.warmup_iterations)
