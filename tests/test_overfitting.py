@@ -73,3 +73,21 @@ def test_replicates_are_independent_of_the_seeds_run_before_them(tmp_path):
     np.testing.assert_allclose(table["gap"], table["w_train"] - table["w_heldout"])
     assert len(overfitting.combine([tmp_path / "cell.csv", tmp_path / "cell.csv"], tmp_path / "all.csv")) == 18
     assert list(overfitting.final(pd.read_csv(tmp_path / "cell.csv"))["iteration"]) == [4, 4, 4]
+
+
+@pytest.mark.parametrize("method", ["clip", "sn"])
+def test_the_records_do_not_change_the_training(tmp_path, method):
+    """Training the seed in one epoch or in one epoch per record must end at the same critic.
+
+    The records split one `fit` into epochs over consecutive slices of the
+    seed's sample order; if an epoch restarted at the start of the array, or a
+    gap measurement moved the training's random state, the last rows would
+    differ.
+    """
+    settings = dict(TINY, iterations=6, n_critic=2, batch_size=8)
+    one = overfitting.run(tmp_path / "one.csv", "8gaussians", 64, method, [5], **dict(settings, records=1))
+    three = overfitting.run(tmp_path / "three.csv", "8gaussians", 64, method, [5], **dict(settings, records=3))
+    assert three["iteration"].tolist() == [0, 2, 4, 6] and one["iteration"].tolist() == [0, 6]
+    columns = ["w_train", "w_heldout", "gap", "std_gap"]
+    pd.testing.assert_frame_equal(one[columns].iloc[[-1]].reset_index(drop=True),
+                                  three[columns].iloc[[-1]].reset_index(drop=True), check_exact=True)
