@@ -432,6 +432,14 @@ def main(argv=None) -> int:
         if status is not None:
             return status
     args = build_parser().parse_args(argv)
+    if args.command == "train":  # checks of the arguments alone, before the backend's seconds of import
+        try:
+            _per_seed("--out-dir", args.out_dir, args.seed)
+            if args.checkpoint_dir is not None:
+                _per_seed("--checkpoint-dir", args.checkpoint_dir, args.seed)
+        except ValueError as error:
+            print(f"keras-sngan {args.command}: error: {error}", file=sys.stderr)
+            return 2
     from keras_sngan.experiments import timing
 
     timing.add("import", timing.process_start_seconds_ago())  # interpreter, keras_sngan and its libraries

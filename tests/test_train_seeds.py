@@ -156,10 +156,15 @@ def test_a_failing_seed_names_itself(tmp_path):
     assert "seed 1" in result.stderr and str(out / "seed1") in result.stderr
 
 
-def test_several_seeds_need_a_seed_placeholder(tmp_path):
-    command = [os.path.join(BIN, "keras-sngan"), "train", "--out-dir", str(tmp_path / "x"), "--seed", "1", "2", *_args("sn")]
+@pytest.mark.parametrize("option", ["--out-dir", "--checkpoint-dir"])
+def test_several_seeds_need_a_seed_placeholder(tmp_path, option):
+    """Checked from the arguments alone, before the backend is imported (no timing record: no work began)."""
+    dirs = {"--out-dir": str(tmp_path / "x{seed}"), "--checkpoint-dir": str(tmp_path / "ckpt{seed}"), option: str(tmp_path / "y")}
+    command = [os.path.join(BIN, "keras-sngan"), "train", *(x for kv in dirs.items() for x in kv), "--seed", "1", "2",
+               *_args("sn")]
     result = subprocess.run(command, env=subprocess_env(), capture_output=True, text=True, timeout=300)
-    assert result.returncode == 2 and "{seed}" in result.stderr and "--out-dir" in result.stderr
+    assert result.returncode == 2 and "{seed}" in result.stderr and option in result.stderr
+    assert "keras-sngan timing" not in result.stderr and not any(tmp_path.iterdir())
 
 
 @pytest.mark.parametrize(
