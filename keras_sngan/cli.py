@@ -277,6 +277,20 @@ def _per_seed(option: str, template: str, seeds) -> list[str]:
     return [template.replace("{seed}", str(seed)) for seed in seeds]
 
 
+def _seed_dirs(args):
+    """``train``'s output and checkpoint directories, one per seed (checked from the arguments alone)."""
+    out_dirs = _per_seed("--out-dir", args.out_dir, args.seed)
+    return out_dirs, None if args.checkpoint_dir is None else _per_seed("--checkpoint-dir", args.checkpoint_dir, args.seed)
+
+
+def _error(command, error) -> int:
+    """Print a command's ValueError (and its notes, e.g. which seed of a several-seed run failed); exit status 2."""
+    print(f"keras-sngan {command}: error: {error}", file=sys.stderr)
+    for note in getattr(error, "__notes__", []):
+        print(note, file=sys.stderr)
+    return 2
+
+
 def run(args) -> dict | None:
     """Dispatch parsed arguments to the library; return what it returns."""
     from keras_sngan.experiments import io
@@ -312,8 +326,7 @@ def run(args) -> dict | None:
             model["latent_dim"] = args.latent_dim
         optimizer = dict(name=args.optimizer, learning_rate=args.learning_rate, beta_1=args.beta_1, beta_2=args.beta_2,
                          epsilon=args.epsilon)
-        out_dirs = _per_seed("--out-dir", args.out_dir, args.seed)
-        checkpoint_dirs = None if args.checkpoint_dir is None else _per_seed("--checkpoint-dir", args.checkpoint_dir, args.seed)
+        out_dirs, checkpoint_dirs = _seed_dirs(args)
         infos = training.train_seeds(
             out_dirs, args.dataset, args.method, args.seed, args.iterations, args.batch_size,
             n_critic=args.n_critic, model=model, optimizer=optimizer, gp_weight=args.gp_weight,
@@ -434,12 +447,9 @@ def main(argv=None) -> int:
     args = build_parser().parse_args(argv)
     if args.command == "train":  # checks of the arguments alone, before the backend's seconds of import
         try:
-            _per_seed("--out-dir", args.out_dir, args.seed)
-            if args.checkpoint_dir is not None:
-                _per_seed("--checkpoint-dir", args.checkpoint_dir, args.seed)
+            _seed_dirs(args)
         except ValueError as error:
-            print(f"keras-sngan {args.command}: error: {error}", file=sys.stderr)
-            return 2
+            return _error(args.command, error)
     from keras_sngan.experiments import timing
 
     timing.add("import", timing.process_start_seconds_ago())  # interpreter, keras_sngan and its libraries
@@ -449,10 +459,7 @@ def main(argv=None) -> int:
     try:
         result = run(args)
     except ValueError as error:
-        print(f"keras-sngan {args.command}: error: {error}", file=sys.stderr)
-        for note in getattr(error, "__notes__", []):  # e.g. which seed of a several-seed run failed
-            print(note, file=sys.stderr)
-        return 2
+        return _error(args.command, error)
     finally:  # the job's timing record, into its log (keras_sngan.experiments.timing)
         print(timing.line(args.command), file=sys.stderr, flush=True)
     if args.command == "agreement":  # a verdict for people and for make: the list, and the exit status
