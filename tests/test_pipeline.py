@@ -144,6 +144,20 @@ def test_ci_profile_end_to_end(tmp_path, ci_pipeline_results):
     allowed = {"supported", "partly supported", "not supported"}
     assert all(c["verdict"] in allowed for c in claims["claims"])
     assert "Verdict" in (results / "claims.md").read_text()
+    # The default profile's reference in miniature (config/test.yaml `robustness`): the toy comparison again at
+    # the reference width, stopping after the window at no budget, so it is a setting of claim 1 only.
+    robust = json.loads((results / "robustness.json").read_text())
+    reference = cfg["robustness"]["variants"]["width_32"]["iterations"]
+    assert robust["reference"] == "width_32" and robust["partial"] == {"width_32": {"last": reference, "claims": ["1"]}}
+    for cid in ("2a", "3"):  # whole-run claims: never judged on the comparison cut at the reference's length
+        c = robust["claims"][cid]
+        assert c["decided_at"] is None and [r["factor"] for r in c["settings"]] == ["bootstrap"]
+    c1 = robust["claims"]["1"]
+    assert [r["factor"] for r in c1["settings"]] == (["scaled_down", "bootstrap"] if c1["decided_at"]
+                                                      else ["width_32", "bootstrap"])
+    by_id = {c["id"]: c for c in claims["claims"]}
+    assert by_id["1"]["verdict"] == c1["base"] and by_id["1"].get("decided_at") == c1["decided_at"]
+    assert "reruns the comparison at width 32 (its reference)" in (results / "claims.md").read_text()
     assert not (results / "checkpoints").exists() or not any((results / "checkpoints").rglob("*.weights.h5"))
 
     # The workflow's jobs fork from a warm server (keras_sngan/warm_start.py): every `keras-sngan` job
@@ -221,7 +235,8 @@ def test_long_profile_end_to_end_on_the_ci_results(tmp_path, ci_pipeline_results
         c = robust["claims"][cid]
         factors, settings = [r["factor"] for r in c["settings"]], {r["factor"]: r["setting"] for r in c["settings"]}
         if c["decided_at"] is None:  # the reference agrees with the profile's runs on this claim
-            assert factors == ["gp_weight_1", "width_32", "budget", "bootstrap"], factors
+            # the variants in config order (test.yaml's width_32 comes before test-long.yaml's gp_weight_1)
+            assert factors == ["width_32", "gp_weight_1", "budget", "bootstrap"], factors
             assert settings["gp_weight_1"] == "gp_weight 10 -> 1; iterations 20 -> 10 (gp; seeds [0, 1])"
         else:  # the reference flips it: decided there, one factor around the reference
             assert c["decided_at"] == "width_32" and c["profile_verdict"] != c["base"]

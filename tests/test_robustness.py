@@ -167,8 +167,8 @@ def test_a_claim_the_reference_flips_is_decided_there_with_its_settings_around_i
     base = _history(BASE)
     reference = _reference()
     steep = _reference({"gp": steep_gp})
-    result = robustness.decide(base, {"width_512": reference, "width_512_gp": steep}, [200], WINDOW, bootstrap=0,
-                               around={"width_512_gp": "width_512"}, reference="width_512")
+    result = robustness.decide(base, {"width_512": reference, "width_512_gp": steep}, [200, 300], WINDOW,
+                               bootstrap=0, around={"width_512_gp": "width_512"}, reference="width_512")
     c1 = result["claims"]["1"]
     at_reference = robustness.combine(base, reference)
     assert c1["decided_at"] == "width_512" and c1["profile_verdict"] == rules.SUPPORTED
@@ -184,7 +184,7 @@ def test_a_claim_the_reference_flips_is_decided_there_with_its_settings_around_i
     # a claim the reference does not flip stays decided on the profile's runs, with the reference as a setting
     c2a = result["claims"]["2a"]
     assert c2a["decided_at"] is None and c2a["base"] == rules.SUPPORTED and "profile_verdict" not in c2a
-    assert [r["factor"] for r in c2a["settings"]] == ["width_512", "budget"]
+    assert [r["factor"] for r in c2a["settings"]] == ["width_512", "budget", "budget"]
     assert c2a["settings"][0]["holds"]
     assert "Decided at the reference `width_512`: claim 1 (the profile's own runs give *supported*)" in \
         robustness.markdown(result)
@@ -194,11 +194,11 @@ def test_a_reference_that_flips_nothing_leaves_every_claim_on_the_profiles_runs(
     base = _history(BASE)
     agreeing = _reference({"clip": clip_small, "gp": step_at_25, "sn": linear})
     steep = _reference({"gp": steep_gp})
-    result = robustness.decide(base, {"width_512": agreeing, "width_512_gp": steep}, [], WINDOW, bootstrap=0,
+    result = robustness.decide(base, {"width_512": agreeing, "width_512_gp": steep}, [300], WINDOW, bootstrap=0,
                                around={"width_512_gp": "width_512"}, reference="width_512")
     for cid in ("1", "2a", "3"):
         c = result["claims"][cid]
-        assert c["decided_at"] is None and [r["factor"] for r in c["settings"]] == ["width_512"]
+        assert c["decided_at"] is None and [r["factor"] for r in c["settings"]] == ["width_512", "budget"]
     assert result["claims"]["1"]["base"] == rules.claim_clipping(base, WINDOW)["verdict"]
 
 
@@ -252,7 +252,7 @@ def test_a_variant_around_the_reference_as_long_as_the_reference_is_accepted_whe
     base, reference = _history(BASE), _reference()
     steep = _reference({"gp": steep_gp})
     window = (150, 350)
-    result = robustness.decide(base, {"width_512": reference, "width_512_gp": steep}, [], window, bootstrap=0,
+    result = robustness.decide(base, {"width_512": reference, "width_512_gp": steep}, [300], window, bootstrap=0,
                                around={"width_512_gp": "width_512"}, reference="width_512")
     assert result["claims"]["1"]["decided_at"] == "width_512"
     assert [r["factor"] for r in result["claims"]["1"]["settings"]] == ["scaled_down", "width_512_gp"]
@@ -265,12 +265,13 @@ def test_a_variant_around_the_reference_as_long_as_the_reference_is_accepted_whe
 def test_a_variant_around_the_reference_too_short_for_a_claim_decided_there_is_refused_by_name(
         reference_curves, stop, claim):
     base, reference = _history(BASE), _reference(reference_curves)
-    at_reference = robustness.decide(base, {"width_512": reference}, [], WINDOW, bootstrap=0, reference="width_512")
+    at_reference = robustness.decide(base, {"width_512": reference}, [300], WINDOW, bootstrap=0,
+                                     reference="width_512")
     assert at_reference["claims"][claim.split()[1]]["decided_at"] == "width_512"  # the case the row is built for
     short = _reference({"gp": steep_gp})
     short = short[short["iteration"] <= stop]
     with pytest.raises(ValueError, match=f"'width_512_gp'.*stops at iteration {stop}, but {claim}, decided at"):
-        robustness.decide(base, {"width_512": reference, "width_512_gp": short}, [], WINDOW, bootstrap=0,
+        robustness.decide(base, {"width_512": reference, "width_512_gp": short}, [300], WINDOW, bootstrap=0,
                           around={"width_512_gp": "width_512"}, reference="width_512")
 
 
@@ -302,3 +303,45 @@ def test_the_claims_report_computes_a_claim_decided_at_the_reference_on_the_refe
     assert "profile_verdict" not in claims[1]
     claims_report._attach(claims, {}, path, None, None)  # the robustness file now agrees with these verdicts
     assert claims_report._at_text(claims[0]) == " (at width_512; this profile's runs: supported)"
+
+
+# The default profile's reference: gan_toy.py's width for 260 of the profile's 600 iterations, at no budget.
+def test_a_reference_stopping_at_no_budget_decides_only_claim_1_and_the_same_reference_at_a_budget_decides_2a_too():
+    base = _history(BASE)
+    # at the reference, clipping's gradients are large (claim 1 flips) and GP's estimate rises like SN's (2a flips)
+    reference = _reference({"clip": clip_larger, "gp": squared, "sn": linear})
+    at_reference = robustness.combine(base, reference)
+    assert rules.claim_clipping(at_reference, WINDOW)["verdict"] != rules.claim_clipping(base, WINDOW)["verdict"]
+    assert rules.claim_gp_speed(at_reference)["verdict"] != rules.claim_gp_speed(base)["verdict"]
+
+    short = robustness.decide(base, {"width_512": reference}, [], WINDOW, bootstrap=0, reference="width_512")
+    assert short["claims"]["1"]["decided_at"] == "width_512"
+    assert short["claims"]["1"]["base"] == rules.claim_clipping(at_reference, WINDOW)["verdict"]
+    for cid in ("2a", "3"):  # read the whole run: not judged on a comparison cut at 300 of 400
+        c = short["claims"][cid]
+        assert c["decided_at"] is None and c["settings"] == [] and c["base"] == robustness.decide(
+            base, {}, [], WINDOW, bootstrap=0)["claims"][cid]["base"]
+    assert short["partial"] == {"width_512": {"last": 300, "claims": ["1"]}}
+    assert "`width_512` stops at iteration 300, before this profile's runs end (400)" in robustness.markdown(short)
+    assert "claims 2a and 3 read the whole run" in robustness.markdown(short)
+
+    at_budget = robustness.decide(base, {"width_512": reference}, [300], WINDOW, bootstrap=0, reference="width_512")
+    assert at_budget["claims"]["2a"]["decided_at"] == "width_512" and at_budget["partial"] == {}
+    assert at_budget["claims"]["2a"]["base"] == rules.claim_gp_speed(at_reference)["verdict"]
+
+
+@pytest.mark.parametrize("stop, budgets, refused", [
+    (WINDOW[1] - 10, [], True),                # before the window's end, at no budget: nothing to judge
+    (WINDOW[1] - 10, [WINDOW[1] - 10], False),  # at a budget: every claim, as the CI twin of the long profile
+    (WINDOW[1], [], False),                   # exactly at the window's end: claim 1
+])
+def test_a_variant_too_short_for_every_claim_is_refused_with_its_length(stop, budgets, refused):
+    base, variant = _history(BASE), _reference({"gp": steep_gp})
+    variant = variant[variant["iteration"] <= stop]
+    if refused:
+        with pytest.raises(ValueError, match=f"stop at iteration {stop}, before the profile's runs \\(400 "
+                                             f"iterations\\) and before the window's end \\({WINDOW[1]}\\)"):
+            robustness.decide(base, {"gp_weight_10": variant}, budgets, WINDOW, bootstrap=0)
+    else:
+        result = robustness.decide(base, {"gp_weight_10": variant}, budgets, WINDOW, bootstrap=0)
+        assert any(r["factor"] == "gp_weight_10" for r in result["claims"]["1"]["settings"])

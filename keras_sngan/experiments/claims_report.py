@@ -98,6 +98,8 @@ def run(variance_dir, lipschitz_dir, run_dirs, flow_runs: dict, out_md, out_json
               for (cid, text), r in zip(rules.CLAIMS, results)]
     context = {"seeds": seeds, "window": list(window), "runs": len(run_dirs), "gp_weights": _gp_weights(run_dirs),
                "toy_widths": _toy_widths(run_dirs), "overfit_runs": 0 if overfit is None else len(overfit)}
+    if reference_runs:
+        context["reference_widths"] = _toy_widths(reference_runs)
     if robustness_json is not None:
         _decide_at_reference(claims, io.read_json(robustness_json), history, reference_runs, window, overfit)
     _attach(claims, context, robustness_json, convergence_json, compare_with)
@@ -226,19 +228,25 @@ def _context_lines(context):
         f"10): {weights}. Claim 2b uses the overfitting experiment's GP at "
         f"lambda = 10 (label gp); its GP at gan_toy.py's lambda = 0.1 (label gp0.1) is reported alongside "
         f"({context['overfit_runs']} overfitting runs).",
-    ] + ([_width_line(context["toy_widths"])] if context.get("toy_widths") else [])
+    ] + ([_width_line(context["toy_widths"], context.get("reference_widths"))] if context.get("toy_widths") else [])
 
 
 GAN_TOY_WIDTH = 512  # WGAN-GP's gan_toy.py: DIM = 512
 
 
-def _width_line(widths):
+def _width_line(widths, reference_widths=None):
+    """The comparison's toy widths against gan_toy.py's, and where a narrower width's flips are decided."""
     listed = ", ".join(f"{d}: {w}" for d, w in widths.items())
     narrower = any(w < GAN_TOY_WIDTH for ws in widths.values() for w in ws)
-    return (f"Toy MLP width of the comparison runs: {listed} (gan_toy.py: {GAN_TOY_WIDTH})."
-            + (" A narrower width is a scale-down to fit the machine: the long profile's robustness table "
-               "(results/long/robustness.md) says which verdicts it flips, and decides those at width "
-               f"{GAN_TOY_WIDTH}." if narrower else ""))
+    line = f"Toy MLP width of the comparison runs: {listed} (gan_toy.py: {GAN_TOY_WIDTH})."
+    if not narrower:
+        return line
+    if reference_widths:
+        at = sorted({w for ws in reference_widths.values() for w in ws})
+        return (line + " A narrower width is a scale-down to fit the machine: this profile's robustness table "
+                f"(robustness.md) reruns the comparison at width {', '.join(map(str, at))} (its reference) and "
+                "decides there every claim whose verdict the scale-down flips.")
+    return line + " A narrower width is a scale-down to fit the machine, and no reference runs restore it here."
 
 
 def _cell(text) -> str:

@@ -10,7 +10,11 @@ changes one factor:
   iterations than the base (a costly factor, such as the reference width,
   judged at a shorter budget): the base runs are then truncated to the
   variant's last iteration before they are combined, so every method of the
-  comparison is judged at the same iterations;
+  comparison is judged at the same iterations. Such a variant is a setting of
+  every training claim only if it stops at one of the ``budgets`` (where the
+  base runs alone are judged too, so the shortening is a setting of its own);
+  stopping elsewhere, it is a setting of claim 1 only, whose rule reads
+  iteration 0 and the window (:func:`judged_claims`);
 - a shorter *budget* (``robustness.budgets``): the base runs judged as if
   they had stopped at that iteration (a run's first ``k`` iterations do not
   depend on its length: same seed, data order and optimizer, no schedule);
@@ -19,8 +23,11 @@ changes one factor:
   least ``BOOTSTRAP_HOLD`` of the resamples give the base verdict.
 
 Where a profile scales a setting of the reference down to fit the machine (the
-long profile's toy width, 256 against gan_toy.py's 512), the variant that
-restores the reference's value is its *reference*. The scale-down is allowed
+toy width, 256 against gan_toy.py's 512), the variant that restores the
+reference's value is its *reference*: the long profile runs it for 600 of its
+2000 iterations (one of its budgets: a setting of every training claim), the
+default profile for 260 of its 600 (claim 1 only, the one claim that width
+flips in the long profile's table). The scale-down is allowed
 only for the claims it does not flip. A training claim whose verdict the
 reference variant flips is *decided at the reference*: its verdict is the
 reference's, and its settings are one factor away from the reference instead
@@ -124,15 +131,36 @@ def _settings_row(factor, setting, verdict, base):
 
 def _settings_around(centre, verdicts, factors, budgets, window, overfit, cids):
     """``{claim: [row per setting]}`` around one comparison (``centre``, whose verdicts are ``verdicts``):
-    each ``(factor, setting, history)`` of ``factors`` judged by the rules, then ``centre`` truncated to
-    each of ``budgets``."""
-    factors = list(factors) + [("budget", f"{b} iterations", truncate(centre, b)) for b in budgets]
+    each ``(factor, setting, history, judges)`` of ``factors`` judged by the rules for the claims of ``cids``
+    it ``judges``, then ``centre`` truncated to each of ``budgets``."""
+    factors = list(factors) + [("budget", f"{b} iterations", truncate(centre, b), TRAINING_CLAIMS) for b in budgets]
     rows = {cid: [] for cid in cids}
-    for factor, setting, history in factors:
+    for factor, setting, history, judges in factors:
         judged = _training_verdicts(history, window, overfit)
         for cid in cids:
-            rows[cid].append(_settings_row(factor, setting, judged[cid], verdicts[cid]))
+            if cid in judges:
+                rows[cid].append(_settings_row(factor, setting, judged[cid], verdicts[cid]))
     return rows
+
+
+def judged_claims(variant_last: int, base_last: int, budgets, window) -> tuple:
+    """The training claims a variant whose runs end at ``variant_last`` can be a setting of.
+
+    A variant as long as the profile's runs, or stopping at one of its ``budgets`` (where the profile's own runs
+    are judged too, so that the shortening alone is a setting of its own), judges every training claim. One that
+    stops elsewhere before the end judges only the claims whose rules read iteration 0 and the window (claim 1),
+    and must reach the window's end: claims 2a and 3 read the whole run, and a comparison cut at a length the
+    table does not judge would mix the variant's factor with an unexamined budget (the default profile's
+    reference: gan_toy.py's width for 260 of its 600 iterations, for claim 1 only).
+    """
+    if variant_last >= base_last or variant_last in {int(b) for b in budgets}:
+        return TRAINING_CLAIMS
+    if variant_last < int(window[1]):
+        raise ValueError(f"robustness: a variant's runs stop at iteration {variant_last}, before the profile's runs "
+                         f"({base_last} iterations) and before the window's end ({int(window[1])}): no claim can be "
+                         f"judged on them; run it for at least {int(window[1])} iterations, or to one of the "
+                         f"budgets {sorted(int(b) for b in budgets)}.")
+    return WINDOW_CLAIMS
 
 
 def _bootstrap_shares(history, overfit, centre_verdicts, cids, window, bootstrap, seed):
@@ -197,13 +225,16 @@ def decide(base_history, variants: dict, budgets, window, overfit=None, bootstra
     combined = {name: combine(base_history, h) for name, h in variants.items() if name not in around}
     combined.update({name: combine(combined[centre], variants[name]) for name, centre in around.items()})
     base = _training_verdicts(base_history, window, overfit)
+    base_last = int(base_history["iteration"].max())
+    judges = {name: judged_claims(int(variants[name]["iteration"].max()), base_last, budgets, window)
+              for name in variants if name not in around}
     moved = ()
     if reference is not None:
         at_reference = _training_verdicts(combined[reference], window, overfit)
-        moved = tuple(cid for cid in TRAINING_CLAIMS if at_reference[cid] != base[cid])
+        moved = tuple(cid for cid in judges[reference] if at_reference[cid] != base[cid])
     kept = tuple(cid for cid in TRAINING_CLAIMS if cid not in moved)
 
-    settings = _settings_around(base_history, base, [(name, _describe(variants[name]), combined[name])
+    settings = _settings_around(base_history, base, [(name, _describe(variants[name]), combined[name], judges[name])
                                                      for name in variants if name not in around],
                                 budgets, window, overfit, kept)
     settings["2b"] = []
@@ -224,8 +255,9 @@ def decide(base_history, variants: dict, budgets, window, overfit=None, bootstra
         last = int(centre["iteration"].max())
         _check_around_lengths(variants, around, reference, last, moved, window)
         scaled = base_history if last >= int(base_history["iteration"].max()) else truncate(base_history, last)
-        factors = [("scaled_down", f"the profile's own runs, judged at iteration {last}", scaled)]
-        factors += [(name, _describe(variants[name]), combined[name]) for name, c in around.items() if c == reference]
+        factors = [("scaled_down", f"the profile's own runs, judged at iteration {last}", scaled, TRAINING_CLAIMS)]
+        factors += [(name, _describe(variants[name]), combined[name], TRAINING_CLAIMS)
+                    for name, c in around.items() if c == reference]
         settings.update(_settings_around(centre, at_reference, factors, [b for b in budgets if b < last],
                                          window, overfit, moved))
         shares = _bootstrap_shares(centre, overfit, at_reference, moved, window, bootstrap, seed) if bootstrap else {}
@@ -249,9 +281,11 @@ def decide(base_history, variants: dict, budgets, window, overfit=None, bootstra
         out[cid] = {"base": None, "decided_at": None, "settings": [], "k": 0, "n": 0, "fragile": False,
                     "flipped_by": [],
                     "note": "decided by certified bounds and an exact variance check: no factor of this table enters its inputs"}
+    partial = {name: {"last": int(variants[name]["iteration"].max()), "claims": list(cids)}
+               for name, cids in judges.items() if cids != TRAINING_CLAIMS}
     return {"claims": out, "bootstrap": int(bootstrap), "BOOTSTRAP_HOLD": BOOTSTRAP_HOLD, "window": list(window),
             "budgets": [int(b) for b in budgets], "variants": list(variants), "around": around,
-            "reference": reference}
+            "reference": reference, "runs_last": base_last, "partial": partial}
 
 
 def _check_around_lengths(variants, around, reference, last, moved, window):
@@ -282,7 +316,7 @@ def markdown(result: dict) -> str:
     """One table per claim: the verdict in each setting, then "holds in k of n"."""
     lines = ["# Robustness of the verdicts", "",
              "Generated by `keras-sngan robustness` (`keras_sngan/experiments/robustness.py`): the fixed rules, "
-             "decided again one factor at a time around the long profile's runs. The bootstrap setting holds if at "
+             "decided again one factor at a time around this profile's runs. The bootstrap setting holds if at "
              f"least {result['BOOTSTRAP_HOLD']:.0%} of its seed resamples give the base verdict.", "",
              "| claim | base verdict | holds in | fragile (flipped by) |", "|---|---|---|---|"]
     for cid, c in result["claims"].items():
@@ -299,6 +333,12 @@ def markdown(result: dict) -> str:
                   + ". The profile scales that setting down to fit the machine, and the scale-down flips these "
                   "claims, so it is not allowed for them: their verdict is the reference's, and their settings "
                   "vary one factor around it (`scaled_down`: the profile's own runs)."]
+    for name, p in result.get("partial", {}).items():
+        lines += ["", f"`{name}` stops at iteration {p['last']}, before this profile's runs end "
+                  f"({result['runs_last']}) and at no budget the table judges: it is a setting of claim "
+                  f"{', '.join(p['claims'])} only, whose rule reads iteration 0 and the window "
+                  f"({result['window'][0]}-{result['window'][1]}); claims "
+                  f"{' and '.join(c for c in TRAINING_CLAIMS if c not in p['claims'])} read the whole run."]
     for cid, c in result["claims"].items():
         if not c["settings"]:
             continue

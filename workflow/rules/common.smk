@@ -176,7 +176,6 @@ def overfit_args(wildcards):
 
 # Robustness variants (config `robustness`, the long profile): see workflow/rules/robustness.smk.
 ROB = config.get("robustness") or {}
-ROBUSTNESS = bool(ROB.get("variants") or ROB.get("budgets"))  # is there a robustness table to compute?
 REFERENCE = ROB.get("reference")  # the variant at the reference's value of a setting the profile scales down
 
 
@@ -198,12 +197,17 @@ def _resolve_variants(variants):
     return out
 
 
-VARIANTS = _resolve_variants(ROB.get("variants", {}))
+# A profile layered on another drops an inherited variant by setting it to null (config/test.yaml drops
+# config.yaml's width_512; config/paper.yaml, already at gan_toy.py's width, needs no reference).
+VARIANTS = _resolve_variants({k: v for k, v in (ROB.get("variants") or {}).items() if v is not None})
 if REFERENCE is not None and (REFERENCE not in VARIANTS or VARIANTS[REFERENCE].get("around") is not None):
     raise ValueError(
         f"config: `robustness.reference`={REFERENCE!r} must name a variant that is not around another; "
         f"variants: {sorted(VARIANTS)}."
     )
+
+
+ROBUSTNESS = bool(VARIANTS or ROB.get("budgets"))  # is there a robustness table to compute?
 
 
 for _name, _spec in VARIANTS.items():
