@@ -345,3 +345,28 @@ def test_a_variant_too_short_for_every_claim_is_refused_with_its_length(stop, bu
     else:
         result = robustness.decide(base, {"gp_weight_10": variant}, budgets, WINDOW, bootstrap=0)
         assert any(r["factor"] == "gp_weight_10" for r in result["claims"]["1"]["settings"])
+
+
+def _write_run_json(root, dataset, method, seed, **params):
+    path = root / dataset / method / f"seed{seed}"
+    path.mkdir(parents=True)
+    info = {"dataset": dataset, "method": method, "seed": seed, "iterations": params.pop("iterations"),
+            "model": {"width": params.pop("width", None)}, **params}
+    (path / "run.json").write_text(json.dumps(info))
+    return str(path)
+
+
+def test_a_setting_is_described_by_what_its_runs_changed_on_the_cells_both_sides_ran(tmp_path):
+    # The default profile: toy runs (GP at 0.1, 256 wide) and digits (GP at 10, a CNN); the reference reruns
+    # the toys only, 512 wide for 260 iterations. Digits, which the reference has no run of, changes nothing.
+    base = [_write_run_json(tmp_path / "base", d, m, 0, iterations=600 if d != "digits" else 500,
+                            width=256 if d != "digits" else None, gp_weight=(0.1 if d != "digits" else 10.0)
+                            if m == "gp" else None)
+            for d in ("8gaussians", "digits") for m in ("clip", "gp")]
+    reference = [_write_run_json(tmp_path / "ref", "8gaussians", m, 0, iterations=260, width=512,
+                                 gp_weight=0.1 if m == "gp" else None) for m in ("clip", "gp")]
+    assert robustness.describe_variant(base, reference) == "iterations 600 -> 260; width 256 -> 512 (clip, gp; seeds [0])"
+    changes, methods, _ = robustness._changes(reference, base)  # the scale-down, seen from the reference
+    assert changes == {"iterations": {(260, 600)}, "width": {(512, 256)}} and methods == {"clip", "gp"}
+    weight = [_write_run_json(tmp_path / "w", "8gaussians", "gp", 1, iterations=600, width=256, gp_weight=10.0)]
+    assert robustness.describe_variant(base, weight) == "gp_weight 0.1 -> 10 (gp; seeds [1])"
