@@ -68,7 +68,7 @@ README_TABLE = "| # | claim of the poster | long profile | holds in | default pr
 def test_readme_verdicts_match_results_claims():
     """Regenerating results/ (or results/long/) changes claims.md; the README's table must then be updated with it."""
     readme = _read("README.md")
-    default = _verdicts(_read(os.path.join("results", "claims.md")), "| # | claim | verdict |")
+    default = _verdicts(_read(os.path.join("results", "claims.md")), "| # | claim | verdict |", column=2)
     assert _verdicts(readme, README_TABLE, column=4) == default
     long = _read(os.path.join("results", "long", "claims.md"))
     assert _verdicts(readme, README_TABLE, column=2) == _verdicts(long, "| # | claim | verdict |", column=2)
