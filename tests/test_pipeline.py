@@ -78,6 +78,9 @@ def test_schema_violation_stops_before_any_job(tmp_path, override, field):
         # a variant around one that does not exist, and a reference that is not a variant
         ({"robustness": {"variants": {"w": {"around": "nope", "methods": ["gp"]}}}}, ["robustness.variants.w.around", "nope"]),
         ({"robustness": {"reference": "nope", "variants": {"w": {"width": 8}}}}, ["robustness.reference", "nope"]),
+        # a variant stopping before the window's end, at no budget: no claim could be judged on it
+        ({"robustness": {"variants": {"w": {"width": 8, "iterations": 100}}}},
+         ["robustness.variants.w.iterations", "robustness.budgets", "claims.window"]),
     ],
 )
 def test_cross_field_check_names_the_fields(tmp_path, override, fields):

@@ -335,7 +335,7 @@ def markdown(result: dict) -> str:
                   "vary one factor around it (`scaled_down`: the profile's own runs)."]
     for name, p in result.get("partial", {}).items():
         lines += ["", f"`{name}` stops at iteration {p['last']}, before this profile's runs end "
-                  f"({result['runs_last']}) and at no budget the table judges: it is a setting of claim "
+                  f"({result['runs_last']}) and at no budget the table judges: it judges claim "
                   f"{', '.join(p['claims'])} only, whose rule reads iteration 0 and the window "
                   f"({result['window'][0]}-{result['window'][1]}); claims "
                   f"{' and '.join(c for c in TRAINING_CLAIMS if c not in p['claims'])} read the whole run."]

@@ -174,7 +174,8 @@ def overfit_args(wildcards):
     )
 
 
-# Robustness variants (config `robustness`, the long profile): see workflow/rules/robustness.smk.
+# Robustness variants (config `robustness`: the long profile's table; the default profile's width reference
+# for claim 1): see workflow/rules/robustness.smk.
 ROB = config.get("robustness") or {}
 REFERENCE = ROB.get("reference")  # the variant at the reference's value of a setting the profile scales down
 
@@ -218,6 +219,17 @@ for _name, _spec in VARIANTS.items():
             f"config: `robustness.variants.{_name}.iterations`={_iterations} must not exceed "
             f"`compare.toy.iterations`={CMP['toy']['iterations']} (a variant is judged against the profile's runs "
             "truncated to its length)."
+        )
+    # The rule of keras_sngan.experiments.robustness.judged_claims, checked before any run: a variant that stops
+    # before the runs end, at no budget, judges claim 1 only, so it must reach the end of claim 1's window.
+    _window_end = config["claims"]["window"][1]
+    if (_spec.get("around") is None and _iterations < CMP["toy"]["iterations"]
+            and _iterations not in ROB.get("budgets", []) and _iterations < _window_end):
+        raise ValueError(
+            f"config: `robustness.variants.{_name}.iterations`={_iterations} stops before the profile's runs "
+            f"(`compare.toy.iterations`={CMP['toy']['iterations']}), at none of `robustness.budgets`="
+            f"{ROB.get('budgets', [])} and before the end of `claims.window`={config['claims']['window']}: no "
+            f"claim could be judged on its runs."
         )
 
 
