@@ -220,7 +220,7 @@ for _name, _spec in VARIANTS.items():
             f"`compare.toy.iterations`={CMP['toy']['iterations']} (a variant is judged against the profile's runs "
             "truncated to its length)."
         )
-    # The rule of keras_sngan.experiments.robustness.judged_claims, checked before any run: a variant that stops
+    # keras_sngan.experiments.robustness.judged_claims, checked before any job starts. A variant that stops
     # before the runs end, at no budget, judges claim 1 only, so it must reach the end of claim 1's window.
     _window_end = config["claims"]["window"][1]
     if (_spec.get("around") is None and _iterations < CMP["toy"]["iterations"]
