@@ -226,8 +226,8 @@ def decide(base_history, variants: dict, budgets, window, overfit=None, bootstra
     combined.update({name: combine(combined[centre], variants[name]) for name, centre in around.items()})
     base = _training_verdicts(base_history, window, overfit)
     base_last = int(base_history["iteration"].max())
-    judges = {name: judged_claims(int(variants[name]["iteration"].max()), base_last, budgets, window)
-              for name in variants if name not in around}
+    lasts = {name: int(h["iteration"].max()) for name, h in variants.items()}
+    judges = {name: judged_claims(lasts[name], base_last, budgets, window) for name in variants if name not in around}
     moved = ()
     if reference is not None:
         at_reference = _training_verdicts(combined[reference], window, overfit)
@@ -254,7 +254,7 @@ def decide(base_history, variants: dict, budgets, window, overfit=None, bootstra
         centre = combined[reference]
         last = int(centre["iteration"].max())
         _check_around_lengths(variants, around, reference, last, moved, window)
-        scaled = base_history if last >= int(base_history["iteration"].max()) else truncate(base_history, last)
+        scaled = base_history if last >= base_last else truncate(base_history, last)
         factors = [("scaled_down", f"the profile's own runs, judged at iteration {last}", scaled, TRAINING_CLAIMS)]
         factors += [(name, _describe(variants[name]), combined[name], TRAINING_CLAIMS)
                     for name, c in around.items() if c == reference]
@@ -281,7 +281,7 @@ def decide(base_history, variants: dict, budgets, window, overfit=None, bootstra
         out[cid] = {"base": None, "decided_at": None, "settings": [], "k": 0, "n": 0, "fragile": False,
                     "flipped_by": [],
                     "note": "decided by certified bounds and an exact variance check: no factor of this table enters its inputs"}
-    partial = {name: {"last": int(variants[name]["iteration"].max()), "claims": list(cids)}
+    partial = {name: {"last": lasts[name], "claims": list(cids)}
                for name, cids in judges.items() if cids != TRAINING_CLAIMS}
     return {"claims": out, "bootstrap": int(bootstrap), "BOOTSTRAP_HOLD": BOOTSTRAP_HOLD, "window": list(window),
             "budgets": [int(b) for b in budgets], "variants": list(variants), "around": around,
