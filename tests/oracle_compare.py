@@ -272,6 +272,7 @@ def lockstep(method, iterations=3, width=32, batch=64, seed=0, gp_weight=0.1, sg
 
     sampler = oracle_wgan.ToySampler("8gaussians", seed)
     with mock.patch.object(generator_step, "draw_noise", draw_noise), \
+            mock.patch.object(critic_step, "draw_noise", draw_noise), \
             mock.patch.object(critic_step, "interpolates", penalty_interpolates if method == "gp" else measured_interpolates):
         for _ in range(iterations):
             reals = [sampler.next(batch) for _ in range(oracle_wgan.CRITIC_ITERS)]

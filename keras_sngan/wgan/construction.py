@@ -17,6 +17,20 @@ from keras_sngan.validation import check_int, check_number
 
 LIPSCHITZ_METHODS = ("clip", "gp", "sn", "none")
 
+#: Keras backends the WGAN trains on (they have automatic differentiation).
+TRAINING_BACKENDS = ("tensorflow", "jax", "torch")
+
+
+def check_backend():
+    """The WGAN needs gradients: refuse Keras' inference-only backends (numpy, openvino)."""
+    backend = keras.backend.backend()
+    if backend not in TRAINING_BACKENDS:
+        raise RuntimeError(
+            f"WGAN trains on the {', '.join(TRAINING_BACKENDS)} backends, but Keras is using the "
+            f"{backend!r} backend, which has no automatic differentiation. Set KERAS_BACKEND to one "
+            "of them before Python imports keras (e.g. KERAS_BACKEND=jax)."
+        )
+
 
 def check_arguments(lipschitz, critic, generator, latent_dim, n_critic, gp_weight, clip_value):
     """Validate the scalar arguments and model types; return the cleaned numbers."""

@@ -9,8 +9,8 @@ real batch in **training mode**, applies one optimizer update and, for
     ``+ sum(critic.losses)``          (the critic's own kernel/activity regularizers)
 
 Scores and losses are computed in float32, also under mixed precision.
-TensorFlow is imported inside the functions that use it (see
-`keras_sngan.wgan.distribution`).
+Gradients and updates go through `keras_sngan.wgan.autodiff`, so the same
+code runs on TensorFlow, JAX and PyTorch.
 """
 
 from __future__ import annotations
@@ -18,13 +18,19 @@ from __future__ import annotations
 import keras
 from keras import ops
 
-from keras_sngan.wgan import distribution
+from keras_sngan.wgan import autodiff, distribution
 
 EPS = 1e-12
 
 
-def split_real(data, n_critic):
-    """Split one dataset element into ``n_critic`` real batches (strided, see the package doc)."""
+def split_real(data, n_critic, partial_ok=False):
+    """Split one dataset element into ``n_critic`` real batches (strided, see the package doc).
+
+    ``partial_ok``: an element whose size is known and not a multiple of
+    ``n_critic`` is cut to the largest multiple instead of refused (the
+    JAX and PyTorch trainers, which know every batch's size, see the last,
+    partial batch this way).
+    """
     if isinstance(data, (tuple, list)):
         if len(data) != 1 and not (len(data) in (2, 3) and all(d is None for d in data[1:])):
             raise ValueError(
@@ -39,23 +45,27 @@ def split_real(data, n_critic):
         f"n_critic={n_critic}. Each element must hold n_critic * batch_size "
         "samples (batch with drop_remainder=True)."
     )
-    if size is not None and size % n_critic:
-        raise ValueError(message.format(size=size))
+    too_few = (f"WGAN: a dataset element holds fewer samples than n_critic={n_critic}, "
+               "too few for one sample per critic batch. Batch with drop_remainder=True.")
     if size is None:
-        # A batch size known only at run time: the last, partial batch of
-        # arrays, or of a dataset / generator batched without drop_remainder.
-        # Split it into n_critic equal batches, dropping the (fewer than
-        # n_critic) samples at its end that do not divide.
+        # A batch size known only at run time (TensorFlow graphs): the last,
+        # partial batch of arrays, or of a dataset / generator batched without
+        # drop_remainder. Split it into n_critic equal batches, dropping the
+        # (fewer than n_critic) samples at its end that do not divide.
         import tensorflow as tf
 
         total = tf.shape(x)[0]
-        check = tf.debugging.assert_greater_equal(
-            total, n_critic,
-            message=(f"WGAN: a dataset element holds fewer samples than n_critic={n_critic}, "
-                     "too few for one sample per critic batch. Batch with drop_remainder=True."),
-        )
+        check = tf.debugging.assert_greater_equal(total, n_critic, message=too_few)
         with tf.control_dependencies([check]):
             x = x[: total - total % n_critic]
+    elif size % n_critic:
+        if not partial_ok:
+            raise ValueError(message.format(size=size))
+        # JAX and PyTorch see every batch's size (JAX traces once per size):
+        # a partial last batch is split as the TensorFlow graph splits it.
+        if size < n_critic:
+            raise ValueError(too_few)
+        x = x[: size - size % n_critic]
     feature_shape = tuple(x.shape[1:])
     # Strided split: batch k = samples k, k + n, k + 2n, ...
     x = ops.reshape(x, (-1, n_critic) + feature_shape)
@@ -79,14 +89,11 @@ def regularization(model):
     return ops.sum(ops.stack([ops.cast(loss, "float32") for loss in losses]))
 
 
-def input_gradient_norm(critic, x_hat, training):
+def input_gradient_norm(gan, x_hat, training):
     """``||grad_x f(x)||`` per sample at ``x_hat`` (differentiable, for the penalty)."""
-    import tensorflow as tf
-
-    with tf.GradientTape() as tape:
-        tape.watch(x_hat)
-        total = ops.sum(scores(critic, x_hat, training=training))
-    grads = tape.gradient(total, x_hat)
+    grads = autodiff.input_gradient(
+        lambda x: ops.sum(scores(gan.critic, x, training=training)), x_hat, gan.state_variables()
+    )
     axes = tuple(range(1, len(grads.shape)))
     return ops.sqrt(ops.sum(ops.square(grads), axis=axes) + EPS)
 
@@ -117,7 +124,7 @@ def objective(gan, real, fake, replica, training):
     out = {"wasserstein": wasserstein, "fake_mean": fake_mean}
     if gan.lipschitz == "gp":
         norms = input_gradient_norm(
-            gan.critic, interpolates(gan.seed_generator, real, fake, replica), training=training
+            gan, interpolates(gan.seed_generator, real, fake, replica), training=training
         )
         penalty = ops.mean(ops.square(norms - 1.0))
         loss = loss + gan.gp_weight * penalty
@@ -134,9 +141,7 @@ def loss_scale(optimizer):
     finite steps).
     """
     if isinstance(optimizer, keras.optimizers.LossScaleOptimizer):
-        import tensorflow as tf
-
-        return tf.identity(ops.convert_to_tensor(optimizer.dynamic_scale))
+        return autodiff.snapshot(optimizer.dynamic_scale)
     return None
 
 
@@ -146,6 +151,15 @@ def clip_weights(variables, clip_value):
         variable.assign(ops.clip(variable, -clip_value, clip_value))
 
 
+def draw_noise(gan, local_batch, replica):
+    """``N(0, I)`` latents for this replica's slice of the global batch."""
+    return distribution.global_draw(
+        lambda n: keras.random.normal((n, gan.latent_dim), seed=gan.seed_generator),
+        local_batch,
+        *replica,
+    )
+
+
 def critic_iteration(gan, real, replica):
     """One critic update on one real batch; returns ``(values, gradients, scale)``.
 
@@ -153,23 +167,22 @@ def critic_iteration(gan, real, replica):
     divided by the number of replicas, as handed to the optimizer; ``scale``
     is the loss scale they carry (``None`` without loss scaling).
     """
-    import tensorflow as tf
-
-    from keras_sngan.wgan.generator_step import draw_noise
-
     critic_vars = gan.critic.trainable_variables
     local_batch = ops.shape(real)[0]
-    fake = ops.cast(
-        gan.generator(draw_noise(gan, local_batch, replica), training=True), "float32"
-    )
-    with tf.GradientTape() as tape:
+    noise = draw_noise(gan, local_batch, replica)
+    # The fakes are inputs of the critic update, constants for its gradient.
+    fake = ops.stop_gradient(ops.cast(gan.generator(noise, training=True), "float32"))
+
+    def scaled_objective():
         values = objective(gan, real, fake, replica, training=True)
         scaled = gan.critic_optimizer.scale_loss(
             distribution.per_replica_loss(values["loss"], replica[1])
         )
-    grads = tape.gradient(scaled, critic_vars)
+        return scaled, values
+
+    _, values, grads = autodiff.value_and_grad(scaled_objective, critic_vars, gan.state_variables())
     scale = loss_scale(gan.critic_optimizer)
-    gan.critic_optimizer.apply_gradients(zip(grads, critic_vars))
+    autodiff.apply_gradients(gan.critic_optimizer, grads, critic_vars)
     if gan.lipschitz == "clip":
         clip_weights(critic_vars, gan.clip_value)
     values["fake"] = fake
@@ -185,7 +198,7 @@ def diagnostics(gan, real, fake, replica, training):
     values = objective(gan, real, fake, replica, training)
     if "grad_norm" not in values:
         norms = input_gradient_norm(
-            gan.critic, interpolates(gan.seed_generator, real, fake, replica), training=training
+            gan, interpolates(gan.seed_generator, real, fake, replica), training=training
         )
         values.update(gradient_penalty=ops.mean(ops.square(norms - 1.0)), grad_norm=ops.mean(norms))
     return values

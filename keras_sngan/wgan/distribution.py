@@ -17,7 +17,10 @@ MultiWorkerMirrored, TPU):
   gradient the optimizer applies.
 
 Outside a strategy (or in cross-replica context) every helper behaves as on
-one device.
+one device. On JAX and PyTorch there are no replica contexts: the step is
+written for the global batch, and `keras.distribution.DataParallel` (JAX)
+shards that one computation across devices, so every helper behaves as on
+one device there too.
 """
 
 from __future__ import annotations
@@ -28,6 +31,10 @@ from __future__ import annotations
 
 def replica_info():
     """``(replica_id, num_replicas)`` of the current replica context."""
+    import keras
+
+    if keras.backend.backend() != "tensorflow":
+        return 0, 1
     import tensorflow as tf
 
     ctx = tf.distribute.get_replica_context()

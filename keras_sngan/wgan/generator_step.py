@@ -12,41 +12,34 @@ so the generator step leaves the critic exactly as the critic step left it.
 
 from __future__ import annotations
 
-import keras
 from keras import ops
 
-from keras_sngan.wgan import distribution
-from keras_sngan.wgan.critic_step import regularization, scores
+from keras_sngan.wgan import autodiff, distribution
+from keras_sngan.wgan.critic_step import draw_noise, regularization, scores
+
+__all__ = ["critic_scores_without_side_effects", "draw_noise", "generator_iteration"]
 
 
-def draw_noise(gan, local_batch, replica):
-    """``N(0, I)`` latents for this replica's slice of the global batch."""
-    return distribution.global_draw(
-        lambda n: keras.random.normal((n, gan.latent_dim), seed=gan.seed_generator),
-        local_batch,
-        *replica,
-    )
-
-
-def critic_scores_without_side_effects(critic, x):
+def critic_scores_without_side_effects(gan, x):
     """The critic's training-mode scores; state updates of the call are dropped."""
-    with keras.StatelessScope():
-        return scores(critic, x, training=True)
+    with autodiff.isolated_scope(gan.state_variables()):
+        return scores(gan.critic, x, training=True)
 
 
 def generator_iteration(gan, local_batch, replica):
     """One generator update; returns its objective (float32 scalar)."""
-    import tensorflow as tf
-
     generator_vars = gan.generator.trainable_variables
     noise = draw_noise(gan, local_batch, replica)
-    with tf.GradientTape() as tape:
+
+    def scaled_objective():
         fake = gan.generator(noise, training=True)
         loss = regularization(gan.generator)
-        loss = loss - ops.mean(critic_scores_without_side_effects(gan.critic, fake))
+        loss = loss - ops.mean(critic_scores_without_side_effects(gan, fake))
         scaled = gan.generator_optimizer.scale_loss(
             distribution.per_replica_loss(loss, replica[1])
         )
-    grads = tape.gradient(scaled, generator_vars)
-    gan.generator_optimizer.apply_gradients(zip(grads, generator_vars))
+        return scaled, loss
+
+    _, loss, grads = autodiff.value_and_grad(scaled_objective, generator_vars, gan.state_variables())
+    autodiff.apply_gradients(gan.generator_optimizer, grads, generator_vars)
     return loss

@@ -6,9 +6,8 @@ import keras
 from keras import ops
 
 from keras_sngan.callbacks import TerminateOnNonFinite
-from keras_sngan.distribute import step_outputs_for_fit
-from keras_sngan.tf_required import require_tensorflow
 from keras_sngan.wgan import (
+    autodiff,
     construction,
     critic_step,
     distribution,
@@ -129,7 +128,7 @@ class WGAN(keras.Model):
         seed=None,
         **kwargs,
     ):
-        require_tensorflow("WGAN")
+        construction.check_backend()
         super().__init__(**kwargs)
         self.latent_dim, self.n_critic, self.gp_weight, self.clip_value = (
             construction.check_arguments(
@@ -184,7 +183,19 @@ class WGAN(keras.Model):
         # Build optimizer state now: tf.distribute and checkpoint restores need it.
         self.critic_optimizer.build(self.critic.trainable_variables)
         self.generator_optimizer.build(self.generator.trainable_variables)
+        if keras.backend.backend() == "jax":
+            # The JAX trainer carries `self.optimizer.variables` through its
+            # state (and writes them back after fit): both optimizers' states.
+            self.optimizer = OptimizerPair(self.critic_optimizer, self.generator_optimizer)
         self._wgan_compile_config = {"auto_scale_loss": auto_scale_loss}
+
+    def state_variables(self):
+        """Every variable a step reads or assigns: both models', the noise seed, both optimizers'."""
+        variables = list(self.variables)
+        for optimizer in (self.critic_optimizer, self.generator_optimizer):
+            if optimizer is not None:
+                variables += list(optimizer.variables)
+        return variables
 
     def get_compile_config(self):
         if self.critic_optimizer is None:
@@ -223,17 +234,18 @@ class WGAN(keras.Model):
             ``(metrics, {layer_name: weight-gradient norm})`` where metrics has
             ``critic_loss, wasserstein, generator_loss, gradient_penalty, grad_norm``.
         """
-        import tensorflow as tf
-
         real = ops.convert_to_tensor(real, "float32")
         replica = (0, 1)
         noise = generator_step.draw_noise(self, int(real.shape[0]), replica)
         fake = ops.cast(self.generator(noise, training=False), "float32")
         layers = layer_stats.tracked_layers(self.critic)
         variables = self.critic.trainable_variables
-        with tf.GradientTape() as tape:
+
+        def loss():
             values = critic_step.diagnostics(self, real, fake, replica, training=False)
-        grads = tape.gradient(values["loss"], variables)
+            return values["loss"], values
+
+        _, values, grads = autodiff.value_and_grad(loss, variables, self.state_variables())
         metrics = {
             "critic_loss": float(values["loss"]),
             "wasserstein": float(values["wasserstein"]),
@@ -250,12 +262,58 @@ class WGAN(keras.Model):
         return metrics, per_layer
 
     # ------------------------------------------------------------ train step
-    def train_step(self, data):
+    def train_step(self, *args):
+        """One WGAN iteration: ``n_critic`` critic updates, then one generator update.
+
+        Keras calls it with ``(data)`` on TensorFlow and PyTorch and with
+        ``(state, data)`` on JAX, whose trainer is stateless (see
+        :meth:`stateless_train_step`).
+        """
         if self.critic_optimizer is None:
             raise RuntimeError("WGAN: call `compile()` before `fit()`.")
+        if keras.backend.backend() == "jax":
+            return self.stateless_train_step(*args)
+        (data,) = args
+        logs = self._step(data)
+        if keras.backend.backend() == "tensorflow":
+            from keras_sngan.distribute import step_outputs_for_fit
+
+            # Keras 3 cannot reduce scalar step outputs under MultiWorkerMirroredStrategy.
+            return step_outputs_for_fit(logs)
+        return autodiff.detach(logs)
+
+    def stateless_train_step(self, state, data):
+        """The JAX trainer's step: ``(state, data) -> (logs, new state)``, a pure function.
+
+        ``state`` is the trainer's ``(trainable, non_trainable, optimizer,
+        metrics)`` values, where "optimizer" holds both optimizers' variables
+        (`OptimizerPair`). The step runs inside one `keras.StatelessScope`
+        that maps every variable to its value in ``state``; what the step
+        assigns (weights, optimizer slots, BatchNormalization statistics, SN
+        vectors, noise and dropout seeds) is read back from the scope into the
+        new state, and nothing is written to the variables themselves. Keras
+        jit-compiles it (XLA) unless ``jit_compile=False``.
+        """
+        groups = (
+            self.trainable_variables,
+            self.non_trainable_variables,
+            self.optimizer.variables,
+            self.metrics_variables,
+        )
+        mapping = [(v, value) for variables, values in zip(groups, state) for v, value in zip(variables, values)]
+        with keras.StatelessScope(state_mapping=mapping, collect_losses=True) as scope:
+            logs = self._step(data)
+        new_state = tuple(
+            [scope.get_current_value(v) for v in variables] for variables in groups
+        )
+        return logs, new_state
+
+    def _step(self, data):
         replica = distribution.replica_info()
         num_replicas = replica[1]
-        real_batches = critic_step.split_real(data, self.n_critic)
+        real_batches = critic_step.split_real(
+            data, self.n_critic, partial_ok=keras.backend.backend() != "tensorflow"
+        )
         local_batch = ops.shape(real_batches[0])[0]
         sums = {name: 0.0 for name in ("loss", "wasserstein", "gradient_penalty", "grad_norm")}
         for real in real_batches:
@@ -269,7 +327,7 @@ class WGAN(keras.Model):
             penalty, grad_norm = sums["gradient_penalty"] / n, sums["grad_norm"] / n
         else:  # measured after the last critic update, not part of the loss
             x_hat = critic_step.interpolates(self.seed_generator, real, values["fake"], replica)
-            norms = critic_step.input_gradient_norm(self.critic, x_hat, training=False)
+            norms = critic_step.input_gradient_norm(self, x_hat, training=False)
             penalty, grad_norm = ops.mean(ops.square(norms - 1.0)), ops.mean(norms)
         per_layer = layer_stats.layer_gradient_norms(
             self._tracked_layers, critic_grads, scale, num_replicas
@@ -277,8 +335,7 @@ class WGAN(keras.Model):
         step["generator_loss"] = generator_step.generator_iteration(self, local_batch, replica)
         step["gradient_penalty"], step["grad_norm"] = penalty, grad_norm
         logs = distribution.replica_mean({name: step[name] for name in LOSS_METRICS}, num_replicas)
-        # Keras 3 cannot reduce scalar step outputs under MultiWorkerMirroredStrategy.
-        return step_outputs_for_fit({**logs, **per_layer})
+        return {**logs, **per_layer}
 
     _NO_VALIDATION = (
         "WGAN has no validation step: the critic's Wasserstein estimate on held-out data "
@@ -389,3 +446,29 @@ def _is_array(data):
     import numpy as np
 
     return isinstance(data, np.ndarray) or keras.ops.is_tensor(data)
+
+
+class OptimizerPair:
+    """Both optimizers of a `WGAN`, as the JAX trainer sees ``model.optimizer``.
+
+    Keras' JAX trainer carries ``model.optimizer.variables`` through its
+    stateless state and writes them back after ``fit``;
+    `keras.optimizers.MultiOptimizer` would do the same but refuses a
+    `keras.optimizers.LossScaleOptimizer` inside it (``mixed_float16``).
+    The WGAN's step updates each optimizer itself
+    (`keras_sngan.wgan.autodiff.apply_gradients`); this object only lists
+    their variables, critic's first. It is not saved: the two optimizers are
+    (as ``critic_optimizer`` and ``generator_optimizer``).
+    """
+
+    built = True
+
+    def __init__(self, critic_optimizer, generator_optimizer):
+        self.optimizers = (critic_optimizer, generator_optimizer)
+
+    @property
+    def variables(self):
+        return [v for optimizer in self.optimizers for v in optimizer.variables]
+
+    def build(self, variables):  # both optimizers are built in WGAN.compile
+        return None
