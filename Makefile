@@ -14,7 +14,7 @@ REPRODUCTION ?= reproduction
 $(BIN)/.installed: pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --upgrade pip >/dev/null
-	$(BIN)/python -m pip install -e ".[$(EXTRA),test]"
+	$(BIN)/python -m pip install -e ".[$(EXTRA),pipeline,test]"
 	touch $@
 
 install: $(BIN)/.installed

@@ -7,10 +7,12 @@ classifier Frechet distance, critic generalization gap), ``lipschitz``
 probe for every method), ``callbacks`` (diagnostics),
 ``experiments`` (the poster's experiments, run by the Snakemake pipeline).
 
-``import keras_sngan``, :class:`SpectralNormalization` and
-:class:`WeightClipping` need only Keras (any backend: TensorFlow, JAX,
-PyTorch). ``WGAN`` and the callbacks need TensorFlow, so a JAX- or
-torch-only environment can use the layer.
+``import keras_sngan``, :class:`SpectralNormalization`,
+:class:`WeightClipping`, ``WGAN``, the callbacks, the Lipschitz tools and
+the built-in datasets need only Keras and a backend that can train
+(TensorFlow, JAX or PyTorch). What needs TensorFlow itself (``tf.distribute``
+in ``distribute``, the TFDS image sets, SavedModel export) says so with a
+clear error on the other backends.
 
 ``import keras_sngan`` itself imports no Keras: every name above is imported
 on first use (PEP 562), so a command that only reads tables and draws
@@ -48,10 +50,6 @@ __all__ = [
 
 def __getattr__(name):
     if name in _LAZY:
-        if name == "WGAN":  # its module imports TensorFlow: say so clearly if it is missing
-            from keras_sngan.tf_required import require_tensorflow
-
-            require_tensorflow("keras_sngan.WGAN", backend=False)
         value = getattr(importlib.import_module(_LAZY[name]), name)
         globals()[name] = value
         return value

@@ -117,11 +117,13 @@ def run_ours(method, iterations, seed=0, draws=None, start=None):
                     var.assign(x / np.linalg.norm(x))
     noises, alphas = list(draws.noises), list(draws.alphas)
 
+    import keras
+
     def draw_noise(gan_, local_batch, replica):
-        return noises.pop(0)
+        return keras.ops.convert_to_tensor(noises.pop(0))
 
     def interpolates(seed_generator, real, fake, replica):
-        alpha = alphas.pop(0) if method == "gp" else draws.measurement
+        alpha = keras.ops.convert_to_tensor(alphas.pop(0) if method == "gp" else draws.measurement)
         return alpha * real + (1.0 - alpha) * fake
 
     # WGAN.train_step splits an element strided: critic batch k = samples k, k + n, k + 2n, ...

@@ -15,8 +15,9 @@ Two families:
 Everything is scaled to ``[-1, 1]`` (images) or to the toy sets' own scale,
 and returned as ``float32``.
 
-The single entry point for training is :func:`load_dataset`: it returns a
-``tf.data.Dataset`` ready for a WGAN's ``fit`` (each element is one batch of
+The single entry point for training is :func:`load_dataset`: it returns
+batches ready for a WGAN's ``fit`` (a ``tf.data.Dataset`` on the TensorFlow
+backend, a `ShuffledBatches` `keras.utils.PyDataset` on JAX and PyTorch) (each element is one batch of
 ``n_critic * batch_size`` real samples, which the WGAN's ``train_step`` splits
 into ``n_critic`` fresh critic batches) plus a held-out real sample for
 evaluation.
@@ -55,6 +56,7 @@ __all__ = [
     "TOY_DATASETS",
     "DatasetNotAvailableError",
     "GANData",
+    "ShuffledBatches",
     "gaussian_mixture_modes",
     "load_arrays",
     "load_dataset",
@@ -62,3 +64,13 @@ __all__ = [
     "sample_toy",
     "tfds_builder",
 ]
+
+
+def __getattr__(name):
+    # ShuffledBatches subclasses keras.utils.PyDataset: importing this package
+    # must not import Keras (the reporting commands read toy modes from here).
+    if name == "ShuffledBatches":
+        from keras_sngan.datasets.batches import ShuffledBatches
+
+        return ShuffledBatches
+    raise AttributeError(f"module 'keras_sngan.datasets' has no attribute {name!r}")

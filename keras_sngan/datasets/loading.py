@@ -1,4 +1,4 @@
-"""The entry points: a ``tf.data`` pipeline for ``fit`` (:func:`load_dataset`) and in-memory splits (:func:`load_arrays`)."""
+"""The entry points: training batches for ``fit`` (:func:`load_dataset`) and in-memory splits (:func:`load_arrays`)."""
 
 from __future__ import annotations
 
@@ -16,11 +16,14 @@ class GANData(NamedTuple):
     """What :func:`load_dataset` returns.
 
     Attributes:
-        train: ``tf.data.Dataset`` of float32 tensors of shape
+        train: batches of float32 samples of shape
             ``(n_critic * batch_size, *sample_shape)``: shuffled with the seed
-            (reshuffled every epoch), batched with ``drop_remainder=True``,
-            prefetched. Finite: one pass is one epoch of ``steps_per_epoch``
-            batches.
+            (reshuffled every epoch), the remainder dropped. Finite: one pass
+            is one epoch of ``steps_per_epoch`` batches. On the TensorFlow
+            backend a ``tf.data.Dataset`` (prefetched); on JAX and PyTorch,
+            or without TensorFlow, a
+            `keras_sngan.datasets.ShuffledBatches` (a `keras.utils.PyDataset`
+            yielding ``(batch,)``), which needs no TensorFlow.
         heldout: float32 NumPy array of held-out real samples (never in
             ``train``), for evaluation.
         heldout_labels: int64 labels of ``heldout`` for labelled image sets,
@@ -101,8 +104,8 @@ def load_dataset(
             before any sampling or loading.
         DatasetNotAvailableError: a TFDS dataset is not prepared in
             ``data_dir`` and ``download=False``.
-        ImportError: TensorFlow is not installed (the in-memory
-            :func:`sample_toy` / :func:`load_digits_split` need only NumPy).
+        ImportError: a TFDS image set is asked for and TensorFlow is not
+            installed (the built-in sets need only NumPy and scikit-learn).
 
     Example:
         >>> data = load_dataset("digits", batch_size=64, n_critic=5, seed=1)
@@ -113,11 +116,6 @@ def load_dataset(
         Gulrajani et al., "Improved Training of Wasserstein GANs", NeurIPS 2017
         (toy sets; 5 critic steps per generator step).
     """
-    from keras_sngan.tf_required import require_tensorflow
-
-    require_tensorflow("datasets.load_dataset (a tf.data pipeline)", backend=False)
-    import tensorflow as tf
-
     if not isinstance(name, str):
         raise ValueError(f"load_dataset: `name` must be a string, received {name!r}.")
     batch_size = check_int("batch_size", batch_size, 1, owner="load_dataset")
@@ -143,11 +141,8 @@ def load_dataset(
         train_seed, heldout_seed = np.random.SeedSequence(seed).spawn(2)
         x_train = sample_toy(key, n_train, seed=train_seed.generate_state(1)[0])
         heldout = sample_toy(key, n_heldout, seed=heldout_seed.generate_state(1)[0])
-        train = tf.data.Dataset.from_tensor_slices(x_train).shuffle(
-            len(x_train), seed=seed, reshuffle_each_iteration=True
-        )
         return GANData(
-            _batch(train, step), heldout, None, n_train // step, tuple(x_train.shape[1:])
+            _shuffled_batches(x_train, step, seed), heldout, None, n_train // step, tuple(x_train.shape[1:])
         )
 
     if key == "digits":
@@ -157,17 +152,15 @@ def load_dataset(
         if heldout_size is not None:
             heldout, heldout_labels = heldout[:heldout_size], heldout_labels[:heldout_size]
         _check_fits(name, step, batch_size, n_critic, len(x_train))
-        train = tf.data.Dataset.from_tensor_slices(x_train).shuffle(
-            len(x_train), seed=seed, reshuffle_each_iteration=True
-        )
         return GANData(
-            _batch(train, step),
+            _shuffled_batches(x_train, step, seed),
             heldout,
             heldout_labels,
             len(x_train) // step,
             tuple(x_train.shape[1:]),
         )
 
+    _tfds_needs_tensorflow(name)
     builder = tfds_builder(name, data_dir=data_dir, download=download)
     n_train = _tfds_split_size(builder, split, "split")
     _tfds_split_size(builder, heldout_split, "heldout_split")
@@ -247,6 +240,43 @@ def load_arrays(
     _tfds_split_size(builder, split, "split")
     ds, has_labels = _tfds_images(builder, split, limit=n)
     return _to_numpy(ds, has_labels)
+
+
+def _tensorflow_backend() -> bool:
+    import importlib.util
+
+    import keras
+
+    return keras.backend.backend() == "tensorflow" and importlib.util.find_spec("tensorflow") is not None
+
+
+def _shuffled_batches(x, step: int, seed: int):
+    """A seeded, per-epoch reshuffled pass of ``step``-sample batches over ``x``.
+
+    ``tf.data`` on the TensorFlow backend (the pipeline's committed results
+    were drawn with it); `ShuffledBatches` elsewhere, which needs no TensorFlow.
+    """
+    if not _tensorflow_backend():
+        from keras_sngan.datasets.batches import ShuffledBatches
+
+        return ShuffledBatches(x, step, seed)
+    import tensorflow as tf
+
+    train = tf.data.Dataset.from_tensor_slices(x).shuffle(len(x), seed=seed, reshuffle_each_iteration=True)
+    return _batch(train, step)
+
+
+def _tfds_needs_tensorflow(name: str) -> None:
+    import importlib.util
+
+    if importlib.util.find_spec("tensorflow") is None:
+        raise ImportError(
+            f"load_dataset: {name!r} is not a built-in dataset ({', '.join(BUILTIN_DATASETS)}) and "
+            "TFDS image sets need TensorFlow, which is not installed. Install it with the "
+            "'cpu' or 'gpu' extra, or train on your own images: pass a float32 array of shape "
+            "(samples, height, width, channels) in [-1, 1] to WGAN.fit (batch_size = n_critic * "
+            "critic batch size), or wrap it in keras_sngan.datasets.ShuffledBatches."
+        )
 
 
 def _batch(ds, step: int):

@@ -57,7 +57,13 @@ def wasserstein1(x, y, *, num_iter_max: int = 10_000_000) -> float:
         Villani, "Optimal Transport: Old and New", 2009 (Kantorovich-Rubinstein
         duality, the quantity a WGAN critic estimates).
     """
-    import ot
+    try:
+        import ot
+    except ImportError:
+        raise ImportError(
+            "wasserstein1 solves the exact optimal transport problem with POT, which is not "
+            "installed: pip install 'keras-sngan[metrics]' (or POT)."
+        ) from None
 
     x = _as_matrix("x", x)
     y = _as_matrix("y", y)

@@ -106,8 +106,15 @@ def check_critic_for_method(critic, lipschitz):
             )
 
 
-def check_compile_kwargs(kwargs):
-    """Refuse the `keras.Model.compile` arguments a WGAN does not use."""
+def check_compile_kwargs(kwargs, lipschitz="sn"):
+    """Refuse the `keras.Model.compile` arguments a WGAN does not use (or cannot use on this backend)."""
+    if lipschitz == "gp" and kwargs.get("jit_compile") is True and keras.backend.backend() == "torch":
+        raise ValueError(
+            "WGAN.compile: jit_compile=True on the torch backend compiles the step with "
+            "torch.compile, whose aot_autograd cannot differentiate twice, and "
+            "lipschitz='gp' differentiates the critic's input gradient. Use jit_compile=False "
+            "(or 'auto') on torch, or the JAX backend for a compiled (XLA) gradient-penalty step."
+        )
     for key in ("optimizer", "loss", "metrics", "weighted_metrics", "loss_weights"):
         if kwargs.get(key) is not None:
             raise ValueError(

@@ -58,10 +58,10 @@ def per_replica_loss(loss, num_replicas):
 
 
 def _all_reduce(kind, values, num_replicas):
-    import tensorflow as tf
-
     if num_replicas == 1:
         return values
+    import tensorflow as tf
+
     context = tf.distribute.get_replica_context()
     return context.all_reduce(getattr(tf.distribute.ReduceOp, kind), values)
 

@@ -171,7 +171,7 @@ class WGAN(keras.Model):
             **kwargs: ``jit_compile``, ``run_eagerly``, ``steps_per_execution``.
                 ``loss``/``metrics`` are not supported (the losses are fixed).
         """
-        kwargs = construction.check_compile_kwargs(kwargs)
+        kwargs = construction.check_compile_kwargs(kwargs, self.lipschitz)
         self.critic_optimizer = construction.make_optimizer(
             "critic_optimizer", critic_optimizer, self.critic, self.lipschitz, auto_scale_loss
         )
