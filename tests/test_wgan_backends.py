@@ -378,3 +378,67 @@ def test_shuffled_batches_cover_each_epoch_once_and_reshuffle():
     np.testing.assert_array_equal(np.concatenate([b[0][:, 0] for b in again]), epochs[0])
     with pytest.raises(IndexError):
         batches[4]
+
+
+# ------------------------------------------------------------------ SIGKILL and resume
+@pytest.mark.parametrize("method", ["sn", "gp"])
+def test_a_run_killed_with_sigkill_resumes_bit_identically(tmp_path, method):
+    """BackupAndRestore: killed after epoch 2 of 4 in a real process, restarted (other init seed), same bits."""
+    script = os.path.join(os.path.dirname(__file__), "wgan_resume_script.py")
+    env = dict(os.environ, KERAS_BACKEND=keras.backend.backend(), TF_CPP_MIN_LOG_LEVEL="3")
+
+    def run(backup, out, seed, kill=None):
+        args = [sys.executable, script, method, str(tmp_path / backup), str(tmp_path / out), str(seed)]
+        return subprocess.run(args + ([str(kill)] if kill is not None else []), env=env, capture_output=True,
+                              text=True, timeout=600)
+
+    whole = run("a", "whole.npz", 1)
+    assert whole.returncode == 0, whole.stderr[-3000:]
+    killed = run("b", "killed.npz", 1, kill=1)
+    assert killed.returncode == -9, killed.stderr[-3000:]
+    assert not (tmp_path / "killed.npz").exists()
+    resumed = run("b", "resumed.npz", 99)
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    a, b = np.load(tmp_path / "whole.npz"), np.load(tmp_path / "resumed.npz")
+    assert a.files == b.files
+    for key in a.files:
+        np.testing.assert_array_equal(a[key], b[key], err_msg=key)
+
+
+# ------------------------------------------------------------------ several devices (JAX)
+DATA_PARALLEL_SCRIPT = """
+import numpy as np, jax, keras
+from keras_sngan import models
+from keras_sngan.wgan import WGAN
+assert len(jax.devices()) == 2, jax.devices()
+rng = np.random.default_rng(0)
+data = (rng.choice([-2.0, 2.0], size=(192, 1)) + 0.3 * rng.standard_normal((192, 2))).astype("float32")
+runs = []
+for devices in (1, 2):
+    if devices == 2:
+        keras.distribution.set_distribution(keras.distribution.DataParallel(devices=jax.devices()))
+    keras.utils.set_random_seed(0)
+    gan = WGAN(models.toy_critic(width=16, depth=2, lipschitz="{method}"), models.toy_generator(width=16, depth=2),
+               latent_dim=2, lipschitz="{method}", n_critic=3, seed=0)
+    gan.compile(critic_optimizer=keras.optimizers.SGD(1e-2), generator_optimizer=keras.optimizers.SGD(1e-2))
+    gan.fit(data, batch_size=96, epochs=2, shuffle=False, verbose=0)
+    if devices == 2:
+        kernel = gan.critic.trainable_variables[0].value
+        assert len(kernel.sharding.device_set) == 2, kernel.sharding
+    runs.append([keras.ops.convert_to_numpy(v) for v in gan.weights])
+for a, b in zip(*runs):
+    np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
+print("same")
+"""
+
+
+@pytest.mark.parametrize("method", ["gp", "sn"])
+def test_data_parallel_on_two_devices_equals_one_device(method):
+    """keras.distribution.DataParallel over 2 (host) devices trains to one device's weights."""
+    if keras.backend.backend() != "jax":
+        pytest.skip("keras.distribution runs on JAX (tf.distribute is tested in tests/test_wgan.py)")
+    env = dict(os.environ, KERAS_BACKEND="jax", XLA_FLAGS="--xla_force_host_platform_device_count=2")
+    result = subprocess.run([sys.executable, "-c", DATA_PARALLEL_SCRIPT.format(method=method)], env=env,
+                            capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "same" in result.stdout
