@@ -9,7 +9,7 @@ CORES  ?= $(shell nproc 2>/dev/null || echo 2)
 # `make reproduce` writes here, never into the committed results/.
 REPRODUCTION ?= reproduction
 
-.PHONY: install test reproduce results long benchmark docs docs-serve lint clean
+.PHONY: install test test-torch reproduce results long benchmark docs docs-serve lint clean
 
 $(BIN)/.installed: pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -34,6 +34,13 @@ PYTEST := $(BIN)/python -m pytest -q --dist loadgroup
 test: install
 	$(PYTEST) -n 3
 	KERAS_BACKEND=jax $(PYTEST) -n 2 $(JAX_TESTS)
+
+# The WGAN and layer modules on PyTorch (local only, not in `make test`: with no torch installed,
+# pip takes a CUDA build of several GB for `torch`; on these machines torch==2.13.0 is a CPU wheel on disk).
+TORCH_TESTS := tests/test_wgan_backends.py tests/test_spectral_normalization.py tests/test_sn_layer_keras_suite.py
+test-torch: install
+	$(BIN)/python -m pip install --quiet "torch==2.13.0"
+	KERAS_BACKEND=torch $(PYTEST) -n 2 $(TORCH_TESTS)
 
 # The whole pipeline into $(REPRODUCTION)/ (every job runs: nothing there is up to date on a first
 # run; a rerun after a kill resumes), then does it agree with the committed results/? The report:

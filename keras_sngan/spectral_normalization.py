@@ -306,7 +306,9 @@ class SpectralNormalization(keras.layers.Wrapper):
         kernel gradient instead of five kernel-sized passes (TensorFlow graph
         mode; XLA fuses the elementwise work of either).
 
-        Only for float32 inputs of fully known shape and a float32 compute
+        Only for float32 inputs of fully known shape (every dimension a
+        Python int: not ``None``, not a symbolic dimension of JAX's export)
+        and a float32 compute
         dtype: under float16, ``x * f`` can overflow where ``W * f`` cannot
         (``f`` reaches ``1 / eps`` for a zero kernel). The choice changes the
         cost, not the result: both paths compute the same function and the
@@ -315,7 +317,8 @@ class SpectralNormalization(keras.layers.Wrapper):
         if self._kind == lm.EMBEDDING:
             return False
         shape = getattr(inputs, "shape", None)
-        if shape is None or any(d is None for d in shape):
+        # None (TensorFlow) or a symbolic dimension (JAX's shape polymorphism, e.g. under export): unknown
+        if shape is None or not all(isinstance(d, int) for d in shape):
             return False
         if keras.backend.standardize_dtype(inputs.dtype) != "float32" or self.layer.compute_dtype != "float32":
             return False

@@ -1,12 +1,11 @@
 """The one place that says which parts of keras-sngan need TensorFlow.
 
-The spectral-normalization layer, the weight-clipping constraint and the
-Lipschitz tools are written with ``keras.ops`` and run on every Keras backend.
-The WGAN model (its ``train_step`` uses ``tf.GradientTape`` and
-``tf.distribute``) and the TFDS image datasets need TensorFlow, and the WGAN
-needs the TensorFlow *backend*. They call :func:`require_tensorflow` before
+The spectral-normalization layer, the weight-clipping constraint, the WGAN
+and the Lipschitz tools run on every Keras backend that can train. The TFDS
+image datasets need TensorFlow installed, and the reproduction's gradient
+probe the TensorFlow backend. They call :func:`require_tensorflow` before
 doing any work, so a user on another backend gets one clear message instead of
-an obscure tape or import error deep inside a training step.
+an obscure import error deep inside a call.
 """
 
 from __future__ import annotations

@@ -208,8 +208,15 @@ GRADIENT_CASES = {
 @pytest.mark.parametrize("training", [False, True], ids=["inference", "training"])
 @pytest.mark.parametrize("kind, scaled", list(GRADIENT_CASES), ids=["-".join(c) for c in GRADIENT_CASES])
 def test_gradient_matches_autodiff_of_svd_normalization(kind, scaled, training, method):
-    layer = keras.layers.Dense(6) if kind == "dense" else keras.layers.Conv2D(4, 3, padding="same")
     x = np.random.default_rng(2).standard_normal(GRADIENT_CASES[kind, scaled]).astype("float32")
+    # The same kernel on every backend: their default initializers draw differently, and with
+    # PyTorch's draw the conv case sat at the edge of the check below that the case tells the
+    # exact gradient from the naive one (gap 0.0499 of the largest entry, needed 0.05). This
+    # kernel tells them apart on every case (checked below, on every backend).
+    shape = (x.shape[-1], 6) if kind == "dense" else (3, 3, x.shape[-1], 4)
+    init = keras.initializers.Constant(0.3 * np.random.default_rng(6).standard_normal(shape).astype("float32"))
+    layer = (keras.layers.Dense(6, kernel_initializer=init) if kind == "dense"
+             else keras.layers.Conv2D(4, 3, padding="same", kernel_initializer=init))
     sn = SpectralNormalization(layer, warmup_iterations=1000, method=method)
     sn(x)
     assert sn._scales_inputs(ops.convert_to_tensor(x)) == (scaled == "inputs")

@@ -137,16 +137,26 @@ def run_ours(method, iterations, seed=0, draws=None, start=None):
     return gan, dense_params(gan.critic), dense_params(gan.generator)[0]
 
 
-def run_oracle(method, gan_start, iterations, seed=0, draws=None, bug=None):
-    """The plain-JAX oracle from the weights and vectors ``gan_start`` = (critic params, vectors, generator params)."""
-    import oracle_wgan_jax
+def run_oracle(method, gan_start, iterations, seed=0, draws=None, bug=None, oracle="jax"):
+    """An oracle from the weights and vectors ``gan_start`` = (critic params, vectors, generator params).
 
+    ``oracle``: ``"jax"`` (`oracle_wgan_jax`) or ``"torch"`` (`oracle_wgan_torch`).
+    """
     draws = draws or Draws(seed, iterations)
     critic, vectors, generator = gan_start
-    oracle = oracle_wgan_jax.OracleWGAN(
-        method, critic, generator, lambda: oracle_wgan_jax.SGD(LR[method]),
-        vectors=vectors if method == "sn" else None, gp_weight=GP_WEIGHT, clip_value=CLIP, bug=bug,
-    )
+    vectors = vectors if method == "sn" else None
+    if oracle == "jax":
+        import oracle_wgan_jax
+
+        oracle = oracle_wgan_jax.OracleWGAN(
+            method, critic, generator, lambda: oracle_wgan_jax.SGD(LR[method]),
+            vectors=vectors, gp_weight=GP_WEIGHT, clip_value=CLIP, bug=bug,
+        )
+    else:
+        import oracle_wgan_torch
+
+        oracle = oracle_wgan_torch.OracleWGAN(method, critic, generator, LR[method], vectors=vectors,
+                                              gp_weight=GP_WEIGHT, clip_value=CLIP, bug=bug)
     per = N_CRITIC + 1
     for i in range(iterations):
         reals = draws.reals[i * N_CRITIC:(i + 1) * N_CRITIC]
@@ -156,7 +166,11 @@ def run_oracle(method, gan_start, iterations, seed=0, draws=None, bug=None):
     return oracle
 
 
-def lockstep(method, iterations=2, seed=0, bug=None):
+def _numpy(x):
+    return x.detach().numpy() if hasattr(x, "detach") else np.asarray(x)
+
+
+def lockstep(method, iterations=2, seed=0, bug=None, oracle="jax"):
     """``(ours, oracle, error)`` after ``iterations`` iterations.
 
     ``error``: the largest, over the arrays (kernels, biases, SN vectors), of
@@ -167,11 +181,11 @@ def lockstep(method, iterations=2, seed=0, bug=None):
     critic0, vectors0 = dense_params(gan.critic)
     generator0, _ = dense_params(gan.generator)
     _, (critic, vectors), generator = run_ours(method, iterations, seed)
-    oracle = run_oracle(method, (critic0, vectors0, generator0), iterations, seed, bug=bug)
+    oracle = run_oracle(method, (critic0, vectors0, generator0), iterations, seed, bug=bug, oracle=oracle)
     ours = [np.asarray(a) for pair in critic + generator for a in pair] + [np.asarray(a) for pair in vectors for a in pair]
-    theirs = [np.asarray(a) for pair in oracle.critic + oracle.generator for a in pair]
+    theirs = [_numpy(a) for pair in oracle.critic + oracle.generator for a in pair]
     if method == "sn":
-        theirs += [np.asarray(a) for pair in oracle.vectors for a in pair]
+        theirs += [_numpy(a) for pair in oracle.vectors for a in pair]
     assert len(ours) == len(theirs)
     error = max(float(np.abs(a - b).max()) / max(float(np.abs(b).max()), 1e-30) for a, b in zip(ours, theirs))
     return ours, theirs, error

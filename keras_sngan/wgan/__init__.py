@@ -19,17 +19,18 @@ The trainer is kept in small pieces, one job each:
 - :mod:`~keras_sngan.wgan.construction`: argument, model and optimizer checks;
 - :mod:`~keras_sngan.wgan.critic_step`: critic objective, gradient penalty,
   clipping, one critic update;
+- :mod:`~keras_sngan.wgan.autodiff`: gradients, input gradients and
+  optimizer updates on TensorFlow, JAX and PyTorch;
 - :mod:`~keras_sngan.wgan.generator_step`: noise, one generator update;
 - :mod:`~keras_sngan.wgan.layer_stats`: per-layer weight-gradient norms;
 - :mod:`~keras_sngan.wgan.distribution`: replicas, global-batch random draws,
   loss scaling by the number of replicas;
 - :mod:`~keras_sngan.wgan.model`: the `WGAN` class that puts them together.
 
-The step needs TensorFlow (``tf.GradientTape``, ``tf.distribute``) and its
-Keras backend. The modules import TensorFlow only inside the functions that
-use it, and `WGAN` checks for it first thing
-(`keras_sngan.tf_required.require_tensorflow`), so a missing TensorFlow or
-another backend gives one clear error.
+The step runs on the TensorFlow, JAX and PyTorch backends (on JAX as one
+pure, XLA-compiled function: see `WGAN.stateless_train_step`). The modules
+import TensorFlow only inside the functions that use it (``tf.distribute``
+on the TensorFlow backend), so no backend needs it installed.
 """
 
 from keras_sngan.model_layers import find_spectral_normalization_layers, kernel_layers
