@@ -245,7 +245,11 @@ def test_regularizers_and_dropout_critic_train():
     generator = keras.Sequential([keras.Input((2,)), keras.layers.Dense(2, kernel_regularizer=reg)])
     gan = WGAN(critic, generator, latent_dim=2, lipschitz="gp", n_critic=N_CRITIC, seed=0)
     gan.compile(critic_optimizer=adam(), generator_optimizer=adam())
+    dropout_seed = critic.layers[1].seed_generator.state
+    seed_before = numpy(dropout_seed).copy()
     history = gan.fit(toy_data(), batch_size=N_CRITIC * BATCH, epochs=1, verbose=0)
+    # the dropout layer's seed advanced: its state came back out of the (stateless, on JAX) step
+    assert not np.array_equal(seed_before, numpy(dropout_seed))
     # the critic loss includes its own regularizers: it exceeds -W + gp_weight * penalty by their sum
     logs = {k: v[-1] for k, v in history.history.items()}
     assert logs["critic_loss"] > -logs["wasserstein"] + 10.0 * logs["gradient_penalty"] - 1e-6
@@ -308,6 +312,59 @@ def test_steps_per_execution_and_layer_stats():
         assert all(np.isfinite(v[-1]) for v in history.history.values())
     for a, b in zip(runs[0], runs[-1]):
         np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
+
+
+class KeepLogs(keras.callbacks.Callback):
+    def __init__(self):
+        super().__init__()
+        self.steps = []
+
+    def on_train_batch_end(self, batch, logs=None):
+        self.steps.append({k: float(v) for k, v in logs.items()})
+
+
+def test_loss_scale_overflow_steps_are_skipped_not_fatal():
+    """Forced overflow (scale 2**40: every float16 gradient is inf): updates skipped, scale halved, no error.
+
+    The loss-scale optimizer's state (its scale) must come out of each step:
+    2 steps of n_critic critic updates halve it 2 * n_critic times.
+    """
+    keras.config.set_dtype_policy("mixed_float16")
+    gan = make_gan("sn", track_layer_stats=True)
+    opt = keras.optimizers.LossScaleOptimizer(adam(), initial_scale=2.0**40)
+    gan.compile(critic_optimizer=opt, generator_optimizer=adam())
+    before = [numpy(w) for w in gan.critic.trainable_weights]
+    keep = KeepLogs()
+    gan.fit(toy_data(steps=2), batch_size=N_CRITIC * BATCH, epochs=1, verbose=0, callbacks=[keep])
+    assert len(keep.steps) == 2
+    for step in keep.steps:
+        assert all(np.isfinite(step[m]) for m in gan.loss_metric_names), step
+        assert all(not np.isfinite(v) for k, v in step.items() if k.startswith("layer_grad_norm/")), step
+    assert float(numpy(opt.dynamic_scale)) == 2.0 ** (40 - 2 * N_CRITIC)
+    for a, w in zip(before, gan.critic.trainable_weights):
+        np.testing.assert_array_equal(a, numpy(w))
+
+
+def test_layer_gradient_norms_are_unscaled_with_the_scale_that_was_used():
+    """dynamic_growth_steps=1 doubles the scale at every critic update; the logged norms do not change."""
+    runs = []
+    for growth in (1, 10**6):
+        keras.utils.set_random_seed(7)
+        keras.config.set_dtype_policy("mixed_float16")
+        gan = make_gan("gp", track_layer_stats=True, seed=1)
+        opt = keras.optimizers.LossScaleOptimizer(adam(), initial_scale=1.0, dynamic_growth_steps=growth)
+        gan.compile(critic_optimizer=opt, generator_optimizer=adam())
+        keep = KeepLogs()
+        gan.fit(toy_data(steps=2), batch_size=N_CRITIC * BATCH, epochs=1, shuffle=False, verbose=0,
+                callbacks=[keep])
+        runs.append((float(numpy(opt.dynamic_scale)), keep.steps))
+    (growing_scale, growing), (fixed_scale, fixed) = runs
+    assert growing_scale == 2.0 ** (2 * N_CRITIC) and fixed_scale == 1.0
+    names = [k for k in fixed[0] if k.startswith("layer_grad_norm/")]
+    assert names
+    for a, b in zip(growing, fixed):
+        for name in names:
+            assert a[name] == pytest.approx(b[name], rel=1e-2), name
 
 
 @pytest.mark.parametrize("policy", ["mixed_bfloat16", "mixed_float16"])
