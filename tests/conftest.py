@@ -90,6 +90,17 @@ tensorflow_only = pytest.mark.skipif(
 )
 
 
+class KeepLogs(keras.callbacks.Callback):
+    """Keeps every training step's logs as floats (``self.steps``)."""
+
+    def __init__(self):
+        super().__init__()
+        self.steps = []
+
+    def on_train_batch_end(self, batch, logs=None):
+        self.steps.append({k: float(v) for k, v in logs.items()})
+
+
 @pytest.fixture(autouse=True)
 def _fresh_keras_state():
     """Each test starts from a known seed and the float32 dtype policy."""

@@ -6,6 +6,7 @@ import keras
 import tensorflow as tf
 from tensorflow.python.framework import config as tf_config
 
+from conftest import KeepLogs
 from keras_sngan import models
 from keras_sngan.callbacks import LayerDiagnostics, NonFiniteLossError
 from keras_sngan.wgan import WGAN
@@ -501,62 +502,7 @@ def test_generator_step_uses_the_training_mode_critic_without_changing_it():
 # ------------------------------------------------------- mixed precision
 
 
-class _KeepLogs(keras.callbacks.Callback):
-    def __init__(self):
-        super().__init__()
-        self.steps = []
-
-    def on_train_batch_end(self, batch, logs=None):
-        self.steps.append({k: float(v) for k, v in logs.items()})
-
-
-def test_loss_scale_overflow_steps_are_skipped_not_fatal():
-    """Forced overflow: a loss scale of 2**40 makes every float16 gradient inf.
-
-    The LossScaleOptimizer skips those updates and halves its scale; training
-    goes on (no NonFiniteLossError), the losses stay finite, the per-layer
-    gradient norms of the skipped steps are not finite, and the critic is unchanged.
-    """
-    keras.config.set_dtype_policy("mixed_float16")
-    gan = make_gan("sn", track_layer_stats=True)
-    opt = keras.optimizers.LossScaleOptimizer(adam(), initial_scale=2.0**40)
-    gan.compile(critic_optimizer=opt, generator_optimizer=adam())
-    before = [keras.ops.convert_to_numpy(w) for w in gan.critic.trainable_weights]
-    keep = _KeepLogs()
-    gan.fit(toy_dataset(steps=2), epochs=1, verbose=0, callbacks=[keep])
-    assert len(keep.steps) == 2
-    for step in keep.steps:
-        assert all(np.isfinite(step[m]) for m in gan.loss_metric_names), step
-        assert all(not np.isfinite(v) for k, v in step.items() if k.startswith("layer_grad_norm/")), step
-    assert float(keras.ops.convert_to_numpy(opt.dynamic_scale)) == 2.0 ** (40 - 2 * N_CRITIC)
-    for a, w in zip(before, gan.critic.trainable_weights):
-        np.testing.assert_array_equal(a, keras.ops.convert_to_numpy(w))
-
-
-def test_layer_gradient_norms_are_unscaled_with_the_scale_that_was_used():
-    """With dynamic_growth_steps=1 the scale doubles at every critic iteration.
-
-    Scaling by a power of two is exact in float16, so the unscaled per-layer
-    norms must equal those of a run whose scale never changes; dividing by
-    the scale read after apply_gradients would be off by exactly 2x.
-    """
-    runs = []
-    for growth in (1, 10**6):
-        keras.utils.set_random_seed(7)
-        keras.config.set_dtype_policy("mixed_float16")
-        gan = make_gan("gp", track_layer_stats=True, seed=1)
-        opt = keras.optimizers.LossScaleOptimizer(adam(), initial_scale=1.0, dynamic_growth_steps=growth)
-        gan.compile(critic_optimizer=opt, generator_optimizer=adam())
-        keep = _KeepLogs()
-        gan.fit(toy_dataset(steps=2), epochs=1, verbose=0, callbacks=[keep])
-        runs.append((float(keras.ops.convert_to_numpy(opt.dynamic_scale)), keep.steps))
-    (growing_scale, growing), (fixed_scale, fixed) = runs
-    assert growing_scale == 2.0 ** (2 * N_CRITIC) and fixed_scale == 1.0
-    names = [k for k in fixed[0] if k.startswith("layer_grad_norm/")]
-    assert names
-    for a, b in zip(growing, fixed):
-        for name in names:
-            assert a[name] == pytest.approx(b[name], rel=1e-2), name
+# Loss-scale overflow and unscaled per-layer norms: tests/test_wgan_backends.py (every backend).
 
 
 # ---------------------------------------------------- per-step values, spe
@@ -569,7 +515,7 @@ def test_steps_per_execution_matches_one_step_per_execution(deterministic):
         keras.utils.set_random_seed(5)
         gan = make_gan("gp", track_layer_stats=True, seed=2)
         gan.compile(critic_optimizer=adam(), generator_optimizer=adam(), steps_per_execution=spe)
-        keep = _KeepLogs()
+        keep = KeepLogs()
         gan.fit(toy_dataset(steps=4), epochs=1, verbose=0, callbacks=[keep])
         runs.append((all_weights(gan), keep.steps))
     (w1, logs1), (w2, logs2) = runs

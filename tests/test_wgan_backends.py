@@ -14,6 +14,7 @@ import numpy as np
 import pytest
 
 import wgan_lockstep
+from conftest import KeepLogs
 
 pytest.importorskip("jax")
 
@@ -313,15 +314,6 @@ def test_steps_per_execution_and_layer_stats():
         assert all(np.isfinite(v[-1]) for v in history.history.values())
     for a, b in zip(runs[0], runs[-1]):
         np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
-
-
-class KeepLogs(keras.callbacks.Callback):
-    def __init__(self):
-        super().__init__()
-        self.steps = []
-
-    def on_train_batch_end(self, batch, logs=None):
-        self.steps.append({k: float(v) for k, v in logs.items()})
 
 
 def test_loss_scale_overflow_steps_are_skipped_not_fatal():

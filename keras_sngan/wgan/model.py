@@ -246,6 +246,7 @@ class WGAN(keras.Model):
             return values["loss"], values
 
         _, values, grads = autodiff.value_and_grad(loss, variables, self.state_variables())
+        values = autodiff.detach(values)  # plain numbers: no autograd graph (PyTorch) behind them
         metrics = {
             "critic_loss": float(values["loss"]),
             "wasserstein": float(values["wasserstein"]),
