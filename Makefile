@@ -9,7 +9,7 @@ CORES  ?= $(shell nproc 2>/dev/null || echo 2)
 # `make reproduce` writes here, never into the committed results/.
 REPRODUCTION ?= reproduction
 
-.PHONY: install test test-torch reproduce results long benchmark docs docs-serve lint clean
+.PHONY: install test test-torch gpu-check gpu-wheels reproduce results long benchmark docs docs-serve lint clean
 
 $(BIN)/.installed: pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -41,6 +41,24 @@ TORCH_TESTS := tests/test_wgan_backends.py tests/test_spectral_normalization.py 
 test-torch: install
 	$(BIN)/python -m pip install --quiet "torch==2.13.0"
 	KERAS_BACKEND=torch $(PYTEST) -n 2 $(TORCH_TESTS)
+
+# The paper profile's image models on one accelerator with JAX/XLA (benchmarks/gpu_check.py; minutes on an
+# H100). On a machine with JAX (CUDA) but no Keras: `make gpu-wheels` here, carry .gpu-wheels/, and there
+# `pip install --no-index --find-links .gpu-wheels keras wrapt && make gpu-check PY=python` (keras_sngan from
+# this checkout, through PYTHONPATH).
+PY ?= $(BIN)/python
+gpu-check:
+	PYTHONPATH="$(CURDIR)" KERAS_BACKEND=jax $(PY) benchmarks/gpu_check.py --out benchmarks/results/gpu.json
+
+# Keras' wheel, its dependencies and wrapt (keras_sngan), for a JAX-only machine (CPython 3.10-3.13, x86_64 Linux).
+KERAS_VERSION = $(shell $(BIN)/python -c "import importlib.metadata as m; print(m.version('keras'))")
+gpu-wheels: install
+	rm -rf .gpu-wheels
+	$(BIN)/python -m pip download --quiet --no-deps -d .gpu-wheels "keras==$(KERAS_VERSION)" namex rich \
+		markdown-it-py mdurl pygments absl-py packaging typing-extensions
+	for v in 3.10 3.11 3.12 3.13; do $(BIN)/python -m pip download --quiet --no-deps --only-binary=:all: \
+		--platform manylinux2014_x86_64 --platform manylinux_2_17_x86_64 --python-version $$v -d .gpu-wheels optree h5py wrapt; done
+	du -sh .gpu-wheels
 
 # The whole pipeline into $(REPRODUCTION)/ (every job runs: nothing there is up to date on a first
 # run; a rerun after a kill resumes), then does it agree with the committed results/? The report:
