@@ -161,7 +161,7 @@ def run_oracle(method, gan_start, iterations, seed=0, draws=None, bug=None, orac
     for i in range(iterations):
         reals = draws.reals[i * N_CRITIC:(i + 1) * N_CRITIC]
         noises = draws.noises[i * per:(i + 1) * per]
-        alphas = [a[:, :] for a in draws.alphas[i * N_CRITIC:(i + 1) * N_CRITIC]] if method == "gp" else None
+        alphas = draws.alphas[i * N_CRITIC:(i + 1) * N_CRITIC] if method == "gp" else None
         oracle.iteration(reals, noises, alphas)
     return oracle
 

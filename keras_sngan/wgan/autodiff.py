@@ -45,20 +45,19 @@ def _current_values(variables):
         return [v.value for v in variables]
 
 
-def _jax_pure(fn, variables, state_variables, collect_losses=True):
+def _jax_pure(fn, variables, state_variables):
     """``fn`` as a pure function of the values of ``variables`` (JAX).
 
     Returns ``pure(values, *args) -> (out, (aux, updates))`` where
-    ``updates`` are the values of ``state_variables`` after the call.
+    ``updates`` are the values of ``state_variables`` (a list) after the call.
     """
-    state_variables = list(state_variables)
 
     def pure(values, *args):
         # Every state variable at its current value, the differentiated ones
         # at the traced values (a dict keeps the last value per variable).
         mapping = dict(zip(map(id, state_variables), zip(state_variables, _current_values(state_variables))))
         mapping.update(zip(map(id, variables), zip(variables, values)))
-        with keras.StatelessScope(state_mapping=list(mapping.values()), collect_losses=collect_losses) as scope:
+        with keras.StatelessScope(state_mapping=list(mapping.values()), collect_losses=True) as scope:
             out, aux = fn(*args)
         updates = [scope.get_current_value(v) for v in state_variables]
         return out, (aux, updates)
@@ -81,8 +80,9 @@ def value_and_grad(fn, variables, state_variables):
         fn: computes a float scalar ``loss`` and any auxiliary structure from
             the variables' current values; it may assign variables.
         variables: the trainable variables to differentiate with respect to.
-        state_variables: every variable ``fn`` may read or assign (used on
-            JAX to map them into the pure function; see the module doc).
+        state_variables: a callable returning every variable ``fn`` may
+            read or assign; called on JAX only, to map them into the pure
+            function (see the module doc).
     """
     name = backend()
     if name == "tensorflow":
@@ -94,8 +94,8 @@ def value_and_grad(fn, variables, state_variables):
     if name == "jax":
         import jax
 
-        state_variables = list(state_variables)
-        pure = _jax_pure(lambda: fn(), variables, state_variables)
+        state_variables = list(state_variables())
+        pure = _jax_pure(fn, variables, state_variables)
         (loss, (aux, updates)), grads = jax.value_and_grad(pure, has_aux=True)(
             _current_values(variables)
         )
@@ -117,6 +117,7 @@ def input_gradient(fn, x, state_variables):
 
     The returned gradient carries the dependence on the weights ``fn``
     reads, so an enclosing `value_and_grad` differentiates through it.
+    ``state_variables``: as for `value_and_grad`.
     """
     name = backend()
     if name == "tensorflow":
@@ -129,7 +130,7 @@ def input_gradient(fn, x, state_variables):
     if name == "jax":
         import jax
 
-        state_variables = list(state_variables)
+        state_variables = list(state_variables())
         pure = _jax_pure(lambda x_: (fn(x_), None), [], state_variables)
         grad, (_, updates) = jax.grad(lambda x_: pure([], x_), has_aux=True)(x)
         _write_back(state_variables, updates)
@@ -170,10 +171,10 @@ def isolated_scope(state_variables):
     Reads inside it see the variables' current values: on JAX (where a new
     scope does not chain to the trainer's) every state variable is mapped at
     its current value; elsewhere unmapped variables read their stored value,
-    which is the current one.
+    which is the current one. ``state_variables``: as for `value_and_grad`.
     """
     if backend() == "jax":
-        state_variables = list(state_variables)
+        state_variables = list(state_variables())
         return keras.StatelessScope(
             state_mapping=list(zip(state_variables, _current_values(state_variables)))
         )

@@ -23,13 +23,13 @@ from keras_sngan.wgan import autodiff, distribution
 EPS = 1e-12
 
 
-def split_real(data, n_critic, partial_ok=False):
+def split_real(data, n_critic):
     """Split one dataset element into ``n_critic`` real batches (strided, see the package doc).
 
-    ``partial_ok``: an element whose size is known and not a multiple of
-    ``n_critic`` is cut to the largest multiple instead of refused (the
-    JAX and PyTorch trainers, which know every batch's size, see the last,
-    partial batch this way).
+    On TensorFlow an element whose size is known when the step is traced and
+    is not a multiple of ``n_critic`` is refused; JAX and PyTorch know every
+    batch's size, so there such an element (the last, partial batch) is cut
+    to the largest multiple, as TensorFlow cuts one of run-time size.
     """
     if isinstance(data, (tuple, list)):
         if len(data) != 1 and not (len(data) in (2, 3) and all(d is None for d in data[1:])):
@@ -59,7 +59,7 @@ def split_real(data, n_critic, partial_ok=False):
         with tf.control_dependencies([check]):
             x = x[: total - total % n_critic]
     elif size % n_critic:
-        if not partial_ok:
+        if keras.backend.backend() == "tensorflow":
             raise ValueError(message.format(size=size))
         # JAX and PyTorch see every batch's size (JAX traces once per size):
         # a partial last batch is split as the TensorFlow graph splits it.
@@ -92,7 +92,7 @@ def regularization(model):
 def input_gradient_norm(gan, x_hat, training):
     """``||grad_x f(x)||`` per sample at ``x_hat`` (differentiable, for the penalty)."""
     grads = autodiff.input_gradient(
-        lambda x: ops.sum(scores(gan.critic, x, training=training)), x_hat, gan.state_variables()
+        lambda x: ops.sum(scores(gan.critic, x, training=training)), x_hat, gan.state_variables
     )
     axes = tuple(range(1, len(grads.shape)))
     return ops.sqrt(ops.sum(ops.square(grads), axis=axes) + EPS)
@@ -180,7 +180,7 @@ def critic_iteration(gan, real, replica):
         )
         return scaled, values
 
-    _, values, grads = autodiff.value_and_grad(scaled_objective, critic_vars, gan.state_variables())
+    _, values, grads = autodiff.value_and_grad(scaled_objective, critic_vars, gan.state_variables)
     scale = loss_scale(gan.critic_optimizer)
     autodiff.apply_gradients(gan.critic_optimizer, grads, critic_vars)
     if gan.lipschitz == "clip":

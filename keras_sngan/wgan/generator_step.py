@@ -22,7 +22,7 @@ __all__ = ["critic_scores_without_side_effects", "draw_noise", "generator_iterat
 
 def critic_scores_without_side_effects(gan, x):
     """The critic's training-mode scores; state updates of the call are dropped."""
-    with autodiff.isolated_scope(gan.state_variables()):
+    with autodiff.isolated_scope(gan.state_variables):
         return scores(gan.critic, x, training=True)
 
 
@@ -40,6 +40,6 @@ def generator_iteration(gan, local_batch, replica):
         )
         return scaled, loss
 
-    _, loss, grads = autodiff.value_and_grad(scaled_objective, generator_vars, gan.state_variables())
+    _, loss, grads = autodiff.value_and_grad(scaled_objective, generator_vars, gan.state_variables)
     autodiff.apply_gradients(gan.generator_optimizer, grads, generator_vars)
     return loss

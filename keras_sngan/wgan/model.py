@@ -245,7 +245,7 @@ class WGAN(keras.Model):
             values = critic_step.diagnostics(self, real, fake, replica, training=False)
             return values["loss"], values
 
-        _, values, grads = autodiff.value_and_grad(loss, variables, self.state_variables())
+        _, values, grads = autodiff.value_and_grad(loss, variables, self.state_variables)
         values = autodiff.detach(values)  # plain numbers: no autograd graph (PyTorch) behind them
         metrics = {
             "critic_loss": float(values["loss"]),
@@ -312,9 +312,7 @@ class WGAN(keras.Model):
     def _step(self, data):
         replica = distribution.replica_info()
         num_replicas = replica[1]
-        real_batches = critic_step.split_real(
-            data, self.n_critic, partial_ok=keras.backend.backend() != "tensorflow"
-        )
+        real_batches = critic_step.split_real(data, self.n_critic)
         local_batch = ops.shape(real_batches[0])[0]
         sums = {name: 0.0 for name in ("loss", "wasserstein", "gradient_penalty", "grad_norm")}
         for real in real_batches:
