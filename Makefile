@@ -21,7 +21,7 @@ install: $(BIN)/.installed
 
 # The whole suite on TensorFlow, then the backend-agnostic modules (the layer,
 # the Lipschitz tools, the WGAN on every backend) again on JAX. PyTorch is tested locally only (README).
-JAX_TESTS := tests/test_wgan_backends.py tests/test_spectral_normalization.py tests/test_lipschitz.py tests/test_lipschitz_bounds.py \
+JAX_TESTS := tests/test_wgan_backends.py tests/test_landed_keras_files.py tests/test_spectral_normalization.py tests/test_lipschitz.py tests/test_lipschitz_bounds.py \
 	tests/test_sn_layer_keras_suite.py tests/test_sn_layer_transparency.py tests/test_sn_layer_build_paths.py
 
 # pytest-xdist workers. The TensorFlow pass takes three on two cores: its

@@ -6,32 +6,13 @@
     snakemake --cores 8 --configfile config/paper.yaml   # GPU, papers' scale
     snakemake --report report.html                       # HTML report of the figures
 
-Data flow: config -> rule -> `keras-sngan <command>` -> keras_sngan.experiments
+Data flow: config -> rule -> `keras-sngan <command>` -> keras_sngan.poster
 -> files under config["results"]. The rules hold no science.
 """
-
-import importlib.util
-import os
-import sys
 
 from snakemake.utils import min_version, validate
 
 min_version("8.0")
-
-
-# A rerun after `kill -9` of snakemake itself needs no `snakemake --unlock`:
-# every main process holds a shared flock for its lifetime, and one that can
-# take it exclusively (no other run alive here) removes Snakemake's stale lock
-# files (keras_sngan/experiments/locks.py). Loaded by path: importing the
-# package would start TensorFlow in this process.
-if workflow.is_main_process:
-    _spec = importlib.util.spec_from_file_location(
-        "keras_sngan_locks", os.path.join(workflow.basedir, "keras_sngan", "experiments", "locks.py")
-    )
-    _locks = importlib.util.module_from_spec(_spec)
-    _spec.loader.exec_module(_locks)
-    for _stale in _locks.hold_workflow_lock(".snakemake"):
-        print(f"keras-sngan: removed the stale Snakemake lock {_stale} (its run is no longer alive)", file=sys.stderr)
 
 
 configfile: "config/config.yaml"
@@ -41,7 +22,7 @@ validate(config, schema="config/schema.yaml")
 
 
 # With `warm_start: true` every `keras-sngan` job forks from one warm process that has imported
-# TensorFlow (about 6 s of CPU saved per job; keras_sngan/warm_start.py); SLURM jobs start cold.
+# TensorFlow (about 6 s of CPU saved per job; keras_sngan/poster/warm_start.py); SLURM jobs start cold.
 # (The prefix replaces Snakemake's default one, bash strict mode, so it repeats it.)
 _WARM = "1" if config["warm_start"] in (True, "true") else "0"
 shell.prefix(f"set -euo pipefail; export KERAS_SNGAN_WARM_START={_WARM}; ")

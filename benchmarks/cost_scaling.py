@@ -24,7 +24,7 @@ import tempfile
 
 import numpy as np
 
-from keras_sngan.experiments import timing
+from keras_sngan.poster.plumbing import timing
 
 POINTS = [(1, 600), (3, 600), (5, 600), (1, 2000), (1, 5000)]
 

@@ -1,7 +1,7 @@
 """Ours vs an independent minimal WGAN (tests/oracle_wgan.py), the long comparison. Prints JSON.
 
 The long version of ``tests/test_oracle.py``: for each method (gp, clip, sn)
-and seed, ours (`keras_sngan.experiments.training.train`) and the oracle
+and seed, ours (`keras_sngan.poster.running.training.train`) and the oracle
 (written from WGAN-GP's ``gan_toy.py`` with plain TensorFlow ops, no
 keras_sngan code) train on 8gaussians at the same settings (batch 256, 5
 critic steps, gan_toy.py's optimizers, penalty weight 0.1, clip 0.01), with
@@ -80,9 +80,9 @@ def main(argv=None):
     if args.quick:
         args.width, args.iterations, args.seeds = 32, 100, [0, 1]
     if args.threads is not None:
-        from keras_sngan.experiments import io
+        from keras_sngan import runtime
 
-        io.configure_tensorflow(args.threads)
+        runtime.configure_tensorflow(args.threads)
     import keras
     import tensorflow as tf
 

@@ -1,7 +1,7 @@
 """Where a pipeline run's time went: one row per rule, from its jobs' logs and Snakemake benchmark files.
 
 Every ``keras-sngan`` command ends its log with a timing record
-(:mod:`keras_sngan.experiments.timing`): wall and CPU seconds of the process
+(:mod:`keras_sngan.poster.plumbing.timing`): wall and CPU seconds of the process
 and the seconds of its phases (``import``, ``build``, ``tracing``,
 ``training``, ``diagnostics``, ``evaluation``, ``io``). This script adds
 them up per rule for a results directory, with Snakemake's own wall time
@@ -10,7 +10,7 @@ README's table). ``fixed_s_per_job`` is what a job pays whatever its
 length: ``import + build + tracing + io``; ``other`` is wall time no
 phase claimed (figure drawing, table building, shell and Snakemake
 overhead); ``warm_jobs``: jobs forked from a warm-start server
-(``keras_sngan/warm_start.py``), whose ``import`` is the client's start-up.
+(``keras_sngan/poster/warm_start.py``), whose ``import`` is the client's start-up.
 
 Usage:
     python benchmarks/pipeline_profile.py results > benchmarks/results/pipeline_profile.json
@@ -39,7 +39,7 @@ def rule_of(relative: str) -> str:
 
 
 def profile(results: str) -> dict:
-    from keras_sngan.experiments import timing
+    from keras_sngan.poster.plumbing import timing
 
     logs = os.path.join(results, "logs")
     rules: dict[str, dict] = {}

@@ -1,6 +1,6 @@
 """Graph mode or XLA for each model of the pipeline: milliseconds per generator iteration, side by side.
 
-The pipeline's training step (``keras_sngan.experiments.training``: the WGAN
+The pipeline's training step (``keras_sngan.poster.running.training``: the WGAN
 with per-layer gradient norms, ``n_critic`` = 5) is timed for every model the
 default and long profiles train, with ``jit_compile=False`` and ``True``, on
 one thread (the pipeline's ``threads: 1``), in alternating rounds in one
@@ -27,7 +27,9 @@ import time
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-from keras_sngan.experiments import data_stream, io, training  # noqa: E402
+from keras_sngan import runtime  # noqa: E402
+from keras_sngan.poster.plumbing import data_stream  # noqa: E402
+from keras_sngan.poster.running import training  # noqa: E402
 
 ADAM = {"name": "adam", "learning_rate": 1e-4, "beta_1": 0.5, "beta_2": 0.9, "epsilon": 1e-8}
 RMSPROP = {"name": "rmsprop", "learning_rate": 5e-5, "epsilon": 1e-10}
@@ -89,7 +91,7 @@ def main(argv=None):
     parser.add_argument("--models", default=",".join(m[0] for m in MODELS))
     parser.add_argument("--methods", default="clip,gp,sn")
     args = parser.parse_args(argv)
-    io.configure_tensorflow(1, 0)
+    runtime.configure_tensorflow(1, 0)
     results = []
     for label, dataset, model, batch in MODELS:
         if label not in args.models.split(","):

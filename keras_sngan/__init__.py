@@ -1,11 +1,12 @@
 """keras-sngan: spectral normalization done right for Keras 3, and a WGAN to use it.
 
-Modules: ``models`` (toy MLPs, Miyato's standard CNN), ``datasets`` (offline
-toy sets and digits, TFDS image sets), ``metrics`` (exact W1, mode coverage,
-classifier Frechet distance, critic generalization gap), ``lipschitz``
-(per-layer norms and Lipschitz bounds), ``gradient_probe`` (one input-gradient
-probe for every method), ``callbacks`` (diagnostics),
-``experiments`` (the poster's experiments, run by the Snakemake pipeline).
+The library: ``models`` (toy MLPs, Miyato's standard CNN), ``datasets``
+(offline toy sets and digits, TFDS image sets), ``metrics`` (exact W1, mode
+coverage, classifier Frechet distance, critic generalization gap),
+``lipschitz`` (per-layer norms and Lipschitz bounds), ``callbacks``
+(diagnostics), ``wgan``, ``distribute`` and ``runtime`` (threads and seeds).
+The reproduction of the poster, which the Snakemake pipeline runs, is the
+subpackage ``keras_sngan.poster``: built on the library, never imported by it.
 
 ``import keras_sngan``, :class:`SpectralNormalization`,
 :class:`WeightClipping`, ``WGAN``, the callbacks, the Lipschitz tools and

@@ -152,9 +152,9 @@ def make_strategy(mode: str = "auto", replicas: int = 1, threads: int | None = N
             ops can no longer be configured.
     """
     mode = resolve_mode(mode, replicas)
-    from keras_sngan.experiments import io
+    from keras_sngan import runtime
 
-    io.configure_tensorflow(threads)
+    runtime.configure_tensorflow(threads)
     import tensorflow as tf
 
     if mode == "none":

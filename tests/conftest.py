@@ -160,12 +160,12 @@ def subprocess_env(pause=None, slurm=False):
     with SLURM installed but not running (CI, once tests/test_slurm.py has
     installed it) that takes 9 s of connection retries per snakemake process.
     Only the SLURM runs of tests/test_slurm.py talk to SLURM. Warm-start
-    servers (the pipeline's jobs fork from one, keras_sngan/warm_start.py)
+    servers (the pipeline's jobs fork from one, keras_sngan/poster/warm_start.py)
     exit 30 s after their last command, not 120 s, so few outlive the suite.
     """
     import sys
 
-    from keras_sngan.experiments import checkpoints
+    from keras_sngan.poster.plumbing import checkpoints
 
     root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
     bin_dirs = [os.path.dirname(sys.executable)] + ([] if slurm else [_scontrol_stub_dir()])

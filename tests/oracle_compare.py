@@ -2,7 +2,7 @@
 
 Used by ``tests/test_oracle.py`` (short, CI) and ``benchmarks/oracle.py``
 (long). Ours is trained through its public entry,
-`keras_sngan.experiments.training.train` (what ``keras-sngan train`` and the
+`keras_sngan.poster.running.training.train` (what ``keras-sngan train`` and the
 pipeline run); the oracle is `oracle_wgan.OracleWGAN`, which imports nothing
 from keras_sngan. Both are measured with the same instrument,
 `keras_sngan.metrics`, on the same real samples:
@@ -38,6 +38,11 @@ FLOORS = {
     "w_est": (0.0, 0.25),               # estimates live on method-dependent scales (clip: ~1e-3)
     "w_heldout": (0.0, 0.25),
 }
+
+
+def _optimizer_settings(opt: dict) -> dict:
+    """A ``make_optimizer`` dictionary (``name``, ...) as RunSpec settings (``optimizer``, ...)."""
+    return {("optimizer" if key == "name" else key): value for key, value in opt.items()}
 
 
 def settings(method: str, gp_weight: float = 0.1) -> dict:
@@ -90,11 +95,11 @@ def run_oracle(dataset, method, seed, iterations, width, checkpoints, window, gp
 
 def run_ours(dataset, method, seed, iterations, width, checkpoints, window, gp_weight=0.1, threads=None,
              n_critic=oracle_wgan.CRITIC_ITERS, optimizer=None, probe=False) -> dict:
-    """Ours through `keras_sngan.experiments.training.train` at the oracle's settings.
+    """Ours through `keras_sngan.poster.running.training.train` at the oracle's settings.
 
     ``probe=False`` replaces the recorder's per-iteration gradient probe by NaN:
     it is a pure measurement (it draws no random numbers and assigns no
-    variable, see `keras_sngan.gradient_probe`), so training is unchanged,
+    variable, see `keras_sngan.poster.running.gradient_probe`), so training is unchanged,
     and at width 64 it costs a third of a run.
     """
     import contextlib
@@ -103,8 +108,9 @@ def run_ours(dataset, method, seed, iterations, width, checkpoints, window, gp_w
     import keras
     import pandas as pd
 
-    from keras_sngan.experiments import training
-    from keras_sngan.gradient_probe import GradientProbe
+    from keras_sngan.poster.running import training
+    from keras_sngan.poster.running.spec import RunSpec
+    from keras_sngan.poster.running.gradient_probe import GradientProbe
 
     spec = settings(method, gp_weight)
     opt = {"name": spec["optimizer"], "learning_rate": spec["learning_rate"]}
@@ -119,12 +125,12 @@ def run_ours(dataset, method, seed, iterations, width, checkpoints, window, gp_w
 
     no_probe = mock.patch.object(GradientProbe, "__call__", lambda self, critic, generator: float("nan"))
     with tempfile.TemporaryDirectory() as out_dir, (contextlib.nullcontext() if probe else no_probe):
-        training.train(
-            out_dir, dataset, method, seed, iterations, oracle_wgan.BATCH_SIZE, n_critic=n_critic,
-            model={"width": width, "depth": oracle_wgan.DEPTH}, optimizer=opt,
-            gp_weight=spec.get("gp_weight", 0.1), clip_value=spec.get("clip_value", 0.01), epochs=1,
-            stats_every=iterations, gap_samples=256, threads=threads, verbose=0, callbacks=[Capture()],
-        )
+        training.train(RunSpec(
+            out_dir=out_dir, dataset=dataset, method=method, seeds=[seed], iterations=iterations,
+            batch_size=oracle_wgan.BATCH_SIZE, n_critic=n_critic, width=width, depth=oracle_wgan.DEPTH,
+            **_optimizer_settings(opt), gp_weight=spec.get("gp_weight", 0.1), clip_value=spec.get("clip_value", 0.01),
+            epochs=1, stats_every=iterations, gap_samples=256, threads=threads, verbose=0,
+        ), callbacks=[Capture()])
         history = pd.read_csv(os.path.join(out_dir, "history.csv"))
     history = history[history["iteration"] >= 1].sort_values("iteration")["wasserstein"].to_numpy()
     gan = captured["gan"]
@@ -208,7 +214,7 @@ class _Draws:
 def lockstep(method, iterations=3, width=32, batch=64, seed=0, gp_weight=0.1, sgd=None, oracle_gp_weight=None):
     """Our `WGAN.train_step` and the oracle from the same weights, data and random draws.
 
-    Ours is built as `keras_sngan.experiments.training.train` builds it and
+    Ours is built as `keras_sngan.poster.running.training.train` builds it and
     its steps run eagerly; the noise of every critic and generator update and
     the penalty's mixing weights come from one pre-drawn stream that both
     consume in the same order. The oracle runs with Keras' optimizer epsilon
@@ -229,17 +235,18 @@ def lockstep(method, iterations=3, width=32, batch=64, seed=0, gp_weight=0.1, sg
 
     import tensorflow as tf
 
-    from keras_sngan.experiments import training
+    from keras_sngan.poster.running import training
+    from keras_sngan.poster.running.spec import RunSpec
     from keras_sngan.wgan import WGAN, critic_step, generator_step
 
     spec = settings(method, gp_weight)
     opt = {"name": spec["optimizer"], "learning_rate": spec["learning_rate"]}
     if spec["optimizer"] == "adam":
         opt.update(beta_1=spec["beta_1"], beta_2=spec["beta_2"])
-    gan, _ = training._build_wgan(  # what train() runs
-        "8gaussians", method, {"width": width, "depth": oracle_wgan.DEPTH}, opt, seed, oracle_wgan.CRITIC_ITERS,
-        spec.get("gp_weight", 0.1), spec.get("clip_value", 0.01), (2,), WGAN,
-    )
+    run = RunSpec(out_dir="unused", dataset="8gaussians", method=method, seeds=[seed], iterations=1, batch_size=batch,
+                  n_critic=oracle_wgan.CRITIC_ITERS, width=width, depth=oracle_wgan.DEPTH, **_optimizer_settings(opt),
+                  gp_weight=spec.get("gp_weight", 0.1), clip_value=spec.get("clip_value", 0.01), epochs=1)
+    gan, _ = training._build_wgan(run, seed, (2,), WGAN)  # what train() runs
     keras_like = {"epsilon": 1e-7} if spec["optimizer"] == "adam" else {"epsilon": 1e-7, "initial_mean_square": 0.0}
     if sgd is not None:
         import keras

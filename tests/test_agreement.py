@@ -1,4 +1,4 @@
-"""keras_sngan.experiments.agreement on small results directories built in the pipeline's formats
+"""keras_sngan.poster.judging.agreement on small results directories built in the pipeline's formats
 (claims.json, tables/summary.csv, tables/overfitting.csv, tables/gradient_flow.csv), each built to make
 the comparison answer one way: identical agrees, a flipped verdict / a metric moved outside the seeds'
 spread / a missing file or row differs, a metric moved inside the spread agrees; and the CLI's exit status."""
@@ -15,8 +15,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from keras_sngan import cli
-from keras_sngan.experiments import agreement
+from keras_sngan.poster import cli
+from keras_sngan.poster.judging import agreement
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -326,7 +326,7 @@ def test_the_module_needs_neither_keras_nor_tensorflow(tmp_path, committed):
         "sys.modules['tensorflow'] = None; sys.modules['keras'] = None; sys.modules['jax'] = None\n"
         f"pkg = types.ModuleType('keras_sngan'); pkg.__path__ = [{os.path.join(ROOT, 'keras_sngan')!r}]\n"
         "sys.modules['keras_sngan'] = pkg\n"
-        "from keras_sngan.experiments import agreement\n"
+        "from keras_sngan.poster.judging import agreement\n"
         f"print(agreement.compare({committed!r}, {reproduced!r})['headline'])\n"
     )
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)

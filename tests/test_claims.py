@@ -1,4 +1,4 @@
-"""The verdict rules of keras_sngan.experiments.claims on synthetic tables built to make each rule answer
+"""The verdict rules of keras_sngan.poster.judging.claims on synthetic tables built to make each rule answer
 *supported*, *partly supported* and *not supported*, plus the properties the rules promise (like with like,
 scale-free, majorities, tolerances from float32 error)."""
 
@@ -11,7 +11,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from scipy import stats
 
-from keras_sngan.experiments import claims
+from keras_sngan.poster.judging import claims
 
 WINDOW = (150, 250)
 
@@ -359,7 +359,7 @@ def test_rule5_sn_norm_tolerance_is_float32_error():
 
 # ----------------------------------------------------------------------------- rendering
 def test_markdown_and_html_carry_each_verdict_with_its_numbers():
-    from keras_sngan.experiments import claims_report
+    from keras_sngan.poster.reporting import claims_report
 
     result = claims.claim_lipschitz(_mlp(), CONV)
     entry = {"id": "4", "claim": "SN <b>bounds</b>", "verdict": result["verdict"], "numbers": result["numbers"],
@@ -376,7 +376,7 @@ def test_markdown_and_html_carry_each_verdict_with_its_numbers():
 
 
 def test_markdown_table_escapes_pipes_in_a_claim():
-    from keras_sngan.experiments import claims_report
+    from keras_sngan.poster.reporting import claims_report
 
     entry = {"id": "5", "claim": "SN bounds ||W||_2", "verdict": claims.SUPPORTED, "numbers": [], "note": "",
              "used": {}}
@@ -389,7 +389,7 @@ def test_the_report_names_the_toy_width_of_the_runs_and_flags_a_scale_down(tmp_p
     """The width line comes from the runs' own run.json, and says when it is narrower than gan_toy.py's 512."""
     import json
 
-    from keras_sngan.experiments import claims_report
+    from keras_sngan.poster.reporting import claims_report
 
     runs = []
     for dataset, width in (("8gaussians", 256), ("swissroll", 256), ("digits", 256)):

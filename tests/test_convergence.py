@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from keras_sngan.experiments import convergence
+from keras_sngan.poster.judging import convergence
 
 ITERATIONS = np.arange(0, 2001, 100)
 

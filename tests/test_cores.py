@@ -69,7 +69,7 @@ def test_every_compute_job_passes_the_threads_it_is_granted(cores, threads):
 
 PROBE = r"""
 import json, sys
-from keras_sngan import cli
+from keras_sngan.poster import cli
 code = cli.main(sys.argv[1:])
 assert code == 0, code
 import tensorflow as tf

@@ -12,7 +12,7 @@ import pytest
 
 tf = pytest.importorskip("tensorflow")
 
-from keras_sngan.experiments import data_stream  # noqa: E402
+from keras_sngan.poster.plumbing import data_stream  # noqa: E402
 
 
 def _elements(stream):

@@ -6,7 +6,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from keras_sngan.experiments import io, tables, variance
+from keras_sngan.poster.plumbing import io
+from keras_sngan.poster.reporting import tables
+from keras_sngan.poster.running import variance
+from keras_sngan.poster.running.spec import RunSpec
 
 
 # ---------------------------------------------------------------- io
@@ -71,21 +74,21 @@ def test_summary_table(tmp_path):
 def test_killed_training_resumes_from_checkpoint(tmp_path):
     import keras
 
-    from keras_sngan.experiments import training
+    from keras_sngan.poster.running import training
 
     class Kill(keras.callbacks.Callback):
         def on_epoch_begin(self, epoch, logs=None):
             if epoch == 1:
                 raise KeyboardInterrupt("simulated kill after the first epoch's checkpoint")
 
-    kwargs = dict(out_dir=tmp_path / "run", dataset="8gaussians", method="sn", seed=0, iterations=6,
-                  batch_size=8, n_critic=2, model={"width": 8, "depth": 1}, epochs=3, stats_every=2,
-                  gap_samples=16, train_size=64, checkpoint_dir=tmp_path / "ckpt", verbose=0)
+    spec = RunSpec(out_dir=tmp_path / "run", dataset="8gaussians", method="sn", seeds=[0], iterations=6,
+                   batch_size=8, n_critic=2, width=8, depth=1, epochs=3, stats_every=2,
+                   gap_samples=16, train_size=64, checkpoint_dir=tmp_path / "ckpt", verbose=0)
     with pytest.raises(KeyboardInterrupt):
-        training.train(**kwargs, callbacks=[Kill()])
+        training.train(spec, callbacks=[Kill()])
     assert not (tmp_path / "run" / "history.csv").exists()  # no half-written result
     assert (tmp_path / "ckpt" / "epoch-000001" / "manifest.json").exists()
-    info = training.train(**kwargs)
+    [info] = training.train(spec)
     assert info["resumed_from_epoch"] == 1
     history = pd.read_csv(tmp_path / "run" / "history.csv")
     assert list(history["iteration"]) == list(range(7))
@@ -95,21 +98,26 @@ def test_killed_training_resumes_from_checkpoint(tmp_path):
 
 
 def test_train_rejects_bad_arguments_before_work(tmp_path):
-    from keras_sngan.experiments import training
+    from keras_sngan.poster.running import training
+
+    def spec(**changes):  # the run specification is checked whole when it is made
+        return RunSpec(**{**dict(out_dir=tmp_path, dataset="8gaussians", method="sn", seeds=[0], iterations=10,
+                                 batch_size=8), **changes})
 
     with pytest.raises(ValueError, match="method"):
-        training.train(tmp_path, "8gaussians", "wgan", 0, 10, 8)
+        training.train(spec(method="wgan"))
     with pytest.raises(ValueError, match="epochs"):
-        training.train(tmp_path, "8gaussians", "sn", 0, 10, 8, epochs=3)
+        training.train(spec(epochs=3))
     with pytest.raises(ValueError, match="rmsprop"):
-        training.train(tmp_path, "8gaussians", "sn", 0, 10, 8, epochs=2, optimizer={"name": "sgd", "learning_rate": 1.0})
+        training.train(spec(epochs=2, optimizer="sgd", learning_rate=1.0))
+    assert not any(tmp_path.iterdir())
 
 
 def test_tfds_image_run_through_mock_data(tmp_path, monkeypatch):
     """The paper profile's path: a TFDS image set (MNIST 28x28), train then evaluate with the classifier."""
     import tensorflow_datasets as tfds
 
-    from keras_sngan.experiments import training
+    from keras_sngan.poster.running import training
 
     data_dir = tmp_path / "tfds"
     builder = tfds.builder("mnist", data_dir=str(data_dir))
@@ -125,8 +133,9 @@ def test_tfds_image_run_through_mock_data(tmp_path, monkeypatch):
     monkeypatch.setenv("TFDS_DATA_DIR", str(data_dir))
     run = tmp_path / "run"
     with tfds.testing.mock_data(num_examples=64, data_dir=str(data_dir)):
-        info = training.train(run, "mnist", "sn", 0, 4, 8, n_critic=2, epochs=2, stats_every=2, gap_samples=16,
-                              model={"critic_channels": 4, "generator_channels": 8, "latent_dim": 8}, verbose=0)
+        [info] = training.train(RunSpec(out_dir=run, dataset="mnist", method="sn", seeds=[0], iterations=4, batch_size=8,
+                                        n_critic=2, epochs=2, stats_every=2, gap_samples=16, critic_channels=4,
+                                        generator_channels=8, latent_dim=8, verbose=0))
         metrics = training.evaluate(run, run / "eval", classifier_path=tmp_path / "clf.keras", n_samples=32)
     assert info["latent_dim"] == 8
     assert np.isfinite(metrics["frechet_distance"]) and metrics["num_classes"] == 10

@@ -8,7 +8,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from keras_sngan.experiments import figures, io
+from keras_sngan.poster.reporting import figures
+from keras_sngan.poster.plumbing import io
 
 
 def _run(root, dataset, method, seed, iterations=80):

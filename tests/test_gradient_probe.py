@@ -6,7 +6,7 @@ import pytest
 import tensorflow as tf
 
 from keras_sngan import models
-from keras_sngan.gradient_probe import GradientProbe, input_gradient_norms
+from keras_sngan.poster.running.gradient_probe import GradientProbe, input_gradient_norms
 
 
 def _tanh_critic(rng):

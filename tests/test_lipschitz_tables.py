@@ -27,7 +27,7 @@ def test_every_conv_layer_estimate_is_below_its_certified_norm():
 
 
 def test_experiment_rows_name_their_methods_and_keep_lower_at_most_upper():
-    from keras_sngan.experiments import lipschitz_activations as la
+    from keras_sngan.poster.running import lipschitz_activations as la
 
     mlp = la.mlp_bounds(["gelu"], [2], width=4, train_steps=16, n_starts=2, search_steps=2)
     assert list(mlp.columns[:6]) == ["activation", "depth", "state", "width", "upper_bound", "lower_bound"]

@@ -11,7 +11,7 @@ import time
 
 import pytest
 
-from keras_sngan.experiments import locks
+from keras_sngan.poster.plumbing import locks
 
 # The module loaded by path, as the Snakefile does (no TensorFlow start-up per subprocess).
 LOAD = (

@@ -7,7 +7,7 @@ import scipy.stats
 
 from keras_sngan import metrics
 from keras_sngan.datasets import gaussian_mixture_modes, load_digits_split, sample_toy
-from keras_sngan.feature_classifier import (
+from keras_sngan.poster.running.feature_classifier import (
     FeatureClassifier,
     load_or_train_feature_classifier,
     train_feature_classifier,

@@ -2,7 +2,7 @@
 
 `oracle_wgan` is written from WGAN-GP's ``gan_toy.py`` (and Keras' built-in
 SpectralNormalization for SN) with plain TensorFlow ops and imports nothing
-from keras_sngan. Here ours (`keras_sngan.experiments.training.train`, the
+from keras_sngan. Here ours (`keras_sngan.poster.running.training.train`, the
 entry of ``keras-sngan train``) and the oracle train side by side at the
 same settings, and must agree within seed spread (`oracle_compare.agreement`)
 on modes covered, high-quality fraction, W1 excess, the critic's Wasserstein

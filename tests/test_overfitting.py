@@ -5,7 +5,8 @@ import pandas as pd
 import pytest
 
 from keras_sngan import datasets
-from keras_sngan.experiments import overfitting
+from keras_sngan.poster.plumbing.runs import overfitting_final
+from keras_sngan.poster.running import overfitting
 
 TINY = dict(iterations=4, records=2, batch_size=8, n_critic=2, width=4, depth=1)
 
@@ -72,7 +73,7 @@ def test_replicates_are_independent_of_the_seeds_run_before_them(tmp_path):
     # The gap uses the same fakes in both terms: it is w_train - w_heldout; the file parses back.
     np.testing.assert_allclose(table["gap"], table["w_train"] - table["w_heldout"])
     assert len(overfitting.combine([tmp_path / "cell.csv", tmp_path / "cell.csv"], tmp_path / "all.csv")) == 18
-    assert list(overfitting.final(pd.read_csv(tmp_path / "cell.csv"))["iteration"]) == [4, 4, 4]
+    assert list(overfitting_final(pd.read_csv(tmp_path / "cell.csv"))["iteration"]) == [4, 4, 4]
 
 
 @pytest.mark.parametrize("method", ["clip", "sn"])

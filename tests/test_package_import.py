@@ -32,8 +32,8 @@ def _python(code):
 
 def test_import_starts_no_backend():
     out = _python(
-        "import sys, keras_sngan, keras_sngan.experiments.claims, keras_sngan.experiments.figures, "
-        "keras_sngan.experiments.tables, keras_sngan.experiments.agreement\n"
+        "import sys, keras_sngan, keras_sngan.poster.judging.claims, keras_sngan.poster.reporting.figures, "
+        "keras_sngan.poster.reporting.tables, keras_sngan.poster.judging.agreement\n"
         "print(sorted(m for m in ('keras', 'tensorflow', 'jax', 'torch') if m in sys.modules))"
     )
     assert out.strip() == "[]"

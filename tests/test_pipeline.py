@@ -163,9 +163,9 @@ def test_ci_profile_end_to_end(tmp_path, ci_pipeline_results):
     assert "reruns the comparison at width 32 (its reference)" in (results / "claims.md").read_text()
     assert not (results / "checkpoints").exists() or not any((results / "checkpoints").rglob("*.weights.h5"))
 
-    # The workflow's jobs fork from a warm server (keras_sngan/warm_start.py): every `keras-sngan` job
+    # The workflow's jobs fork from a warm server (keras_sngan/poster/warm_start.py): every `keras-sngan` job
     # leaves one timing record, and only those started before the server was ready ran cold.
-    from keras_sngan.experiments import timing
+    from keras_sngan.poster.plumbing import timing
 
     # A job's start: its log's last write (the record is its last line) minus its wall seconds. How many
     # jobs start before the server is ready depends on the machine's load, so the check is the order.
@@ -179,7 +179,7 @@ def test_ci_profile_end_to_end(tmp_path, ci_pipeline_results):
     assert not late_cold, late_cold  # (command, seconds after the first warm job started)
 
     # The agreement check of `make reproduce`, on this run against itself (its seeds' spread is 0).
-    from keras_sngan.experiments import agreement
+    from keras_sngan.poster.judging import agreement
 
     same = agreement.compare(results, results, out_md=str(tmp_path / "agreement.md"))
     assert same["agrees"], same["headline"]

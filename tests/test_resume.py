@@ -19,7 +19,7 @@ import pytest
 
 from conftest import subprocess_env
 
-from keras_sngan.experiments import checkpoints
+from keras_sngan.poster.plumbing import checkpoints
 
 # One pytest-xdist worker for the whole module (`make test`: -n 2 --dist loadgroup): its module fixtures run once.
 pytestmark = pytest.mark.xdist_group("resume")

@@ -6,8 +6,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from keras_sngan.experiments import claims as rules
-from keras_sngan.experiments import claims_report, robustness
+from keras_sngan.poster.judging import claims as rules
+from keras_sngan.poster.reporting import claims_report
+from keras_sngan.poster.judging import robustness
 
 N = 400
 WINDOW = (150, 250)

@@ -118,7 +118,7 @@ def test_the_quality_record_is_w1_of_the_saved_generator_by_an_independent_compu
     import ot
     import pandas as pd
 
-    from keras_sngan.experiments.training import training_arrays
+    from keras_sngan.poster.running.training import training_arrays
 
     out = _train(tmp_path, "q", "gp", [3], extra=("--quality-samples", "100"))
     quality = pd.read_csv(out / "seed3" / "quality.csv")
@@ -179,7 +179,7 @@ def test_several_seeds_need_a_seed_placeholder(tmp_path, option):
     ],
 )
 def test_auto_jit_compile_pays_for_its_compilation(dataset, model, method, iterations, expected):
-    from keras_sngan.experiments import training
+    from keras_sngan.poster.running import training
 
     assert training.choose_jit_compile("auto", dataset, method, model, iterations) is expected
     assert training.choose_jit_compile(True, dataset, method, model, 1) is True

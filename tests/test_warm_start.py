@@ -1,4 +1,4 @@
-"""Warm start (`keras_sngan.warm_start`): a command forked from a warm server behaves as a cold process.
+"""Warm start (`keras_sngan.poster.warm_start`): a command forked from a warm server behaves as a cold process.
 
 The oracle of a warm command is the same command run cold in a fresh
 process: the same files byte for byte (but wall-clock fields), the same exit
@@ -17,8 +17,8 @@ import psutil
 import pytest
 
 from conftest import subprocess_env
-from keras_sngan import warm_start
-from keras_sngan.experiments import timing
+from keras_sngan.poster import warm_start
+from keras_sngan.poster.plumbing import timing
 
 BIN = os.path.dirname(sys.executable)
 WALL_CLOCK = ("seconds_per_iteration", "wall_seconds_this_process", "resumed_from_epoch")

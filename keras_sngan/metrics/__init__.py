@@ -12,7 +12,7 @@ read without guessing:
   and modes-covered counts for the 8- and 25-Gaussian toy mixtures.
 - :func:`frechet_distance` and :func:`classifier_metrics` compare images in
   the feature space of a small classifier trained on the same data
-  (``keras_sngan.feature_classifier``). **This is not Inception FID**; the
+  (``keras_sngan.poster.running.feature_classifier``). **This is not Inception FID**; the
   values are comparable only between runs that share the classifier weights.
   :func:`inception_fid` computes a real FID when the caller provides local
   InceptionV3 weights.

@@ -168,7 +168,7 @@ def classifier_metrics(classifier, generated, real, *, real_reference=None) -> d
     """Frechet distance and class coverage in a small classifier's feature space.
 
     **Not Inception FID**: the features come from the
-    ``keras_sngan.feature_classifier.FeatureClassifier`` trained on the same
+    ``keras_sngan.poster.running.feature_classifier.FeatureClassifier`` trained on the same
     dataset, so values are comparable only between runs sharing its weights.
     When ``real_reference`` (real images independent of ``real``, same count
     as ``generated``) is given, the real-vs-real value is reported as the

@@ -1,6 +1,29 @@
 # Shared helpers: paths and per-run parameters, read from the validated config.
 
+import importlib.util
 import os
+import sys
+
+
+def _load(name, *path):
+    """A module of the package by path: the workflow needs the standard library only, not the package's imports."""
+    spec = importlib.util.spec_from_file_location(name, os.path.join(workflow.basedir, "keras_sngan", *path))
+    loaded = importlib.util.module_from_spec(spec)
+    sys.modules[name] = loaded  # dataclasses look their module up
+    spec.loader.exec_module(loaded)
+    return loaded
+
+
+# A rerun after `kill -9` of snakemake itself needs no `snakemake --unlock`:
+# every main process holds a shared flock for its lifetime, and one that can
+# take it exclusively (no other run alive here) removes Snakemake's stale lock
+# files (keras_sngan/poster/plumbing/locks.py).
+if workflow.is_main_process:
+    for _stale in _load("keras_sngan_locks", "poster", "plumbing", "locks.py").hold_workflow_lock(".snakemake"):
+        print(f"keras-sngan: removed the stale Snakemake lock {_stale} (its run is no longer alive)", file=sys.stderr)
+
+# The training runs' settings: one RunSpec per job, built from the config (run_spec below).
+RunSpec = _load("keras_sngan_run_spec", "poster", "running", "spec.py").RunSpec
 
 R = config["results"]
 LOGS = f"{R}/logs"
@@ -13,17 +36,6 @@ GF = config["gradient_flow"]
 TOYS = ("8gaussians", "25gaussians", "swissroll")
 
 
-def _check_epochs(section, iterations, epochs):
-    if iterations % epochs:
-        raise ValueError(
-            f"config: `{section}.iterations`={iterations} must be a multiple of "
-            f"`compare.epochs`={epochs} (one checkpoint and progress line per epoch)."
-        )
-
-
-_check_epochs("compare.toy", CMP["toy"]["iterations"], CMP["epochs"])
-_check_epochs("compare.images", CMP["images"]["iterations"], CMP["epochs"])
-_check_epochs("gradient_flow", GF["iterations"], CMP["epochs"])
 if not set(GF["profile_iterations"]) <= set(range(GF["iterations"] + 1)):
     raise ValueError(
         f"config: `gradient_flow.profile_iterations`={GF['profile_iterations']} must lie in "
@@ -64,61 +76,55 @@ def shared(paths):
     return [f"{REUSE}/{p[len(R) + 1:]}" if REUSE else p for p in paths]
 
 
-def method_args(method, toy=False, gp_weight=None):
-    """CLI options of the optimizer and constraint of one method.
-
-    On the 2-d toy sets the penalty weight is ``gp_weight`` if given, else
-    ``compare.toy.gp_weight`` (WGAN-GP's gan_toy.py uses 0.1 there); elsewhere
-    ``methods.gp.gp_weight``.
-    """
-    spec = dict(config["methods"][method])
-    if toy and method == "gp":
-        spec["gp_weight"] = CMP["toy"]["gp_weight"] if gp_weight is None else gp_weight
-    args = f"--optimizer {spec['optimizer']} --learning-rate {spec['learning_rate']}"
-    for key in ("beta_1", "beta_2", "epsilon", "gp_weight", "clip_value", "sn_method"):
-        if key in spec:
-            args += f" --{key.replace('_', '-')} {spec[key]}"
-    return args
+def run_spec(where, section, method, seeds, out_dir, checkpoint_dir, **fixed):
+    """The RunSpec of one training job (keras_sngan/poster/running/spec.py): every key of the config that names
+    one of its settings, from `compare` (n_critic, epochs, ...), then `section` (a dataset's sizes), then
+    `methods.<method>` (optimizer, constraint), then ``fixed``; checked whole when the workflow is built."""
+    try:
+        return RunSpec.from_settings(
+            ("compare", CMP), section, (f"methods.{method}", config["methods"][method]), method=method, seeds=seeds, out_dir=out_dir,
+            checkpoint_dir=checkpoint_dir, **fixed,
+        )
+    except ValueError as error:
+        raise ValueError(f"config: the training runs of {where}: {error}") from None
 
 
-def compare_args(wildcards, changes=None):
-    """CLI options of one comparison cell (dataset, method): every seed of `compare.seeds`.
+def compare_spec(dataset, method, changes=None, out=None, ckpt=None, where="compare"):
+    """One comparison cell (dataset, method): every seed of `compare.seeds`, or a robustness variant's run.
 
-    ``changes``: a robustness variant's changes (`seeds`, toy `width`, `gp_weight`, `iterations`).
+    ``changes``: a robustness variant's changes (`seeds`, toy `width`, `gp_weight`, `iterations`). On the 2-d
+    toy sets the penalty weight of GP is ``compare.toy.gp_weight`` (gan_toy.py's 0.1), or the variant's;
+    elsewhere ``methods.gp.gp_weight``.
     """
     changes = changes or {}
-    seeds = changes.get("seeds", CMP["seeds"])
-    if wildcards.dataset in TOYS:
-        t = {**CMP["toy"], **{k: changes[k] for k in ("width", "gp_weight", "iterations") if k in changes}}
-        model = f"--width {t['width']} --depth {t['depth']}"
-        model += f" --quality-samples {QUALITY}" if QUALITY else ""
-    else:
-        t = CMP["images"]
-        model = (
-            f"--critic-channels {t['critic_channels']} --generator-channels {t['generator_channels']} "
-            f"--latent-dim {t['latent_dim']}"
-        )
-    return (
-        f"--dataset {wildcards.dataset} --method {wildcards.method} --seed {' '.join(map(str, seeds))} "
-        f"--iterations {t['iterations']} --batch-size {t['batch_size']} --n-critic {CMP['n_critic']} "
-        f"--epochs {CMP['epochs']} --stats-every {CMP['stats_every']} {model} "
-        f"{method_args(wildcards.method, toy=wildcards.dataset in TOYS, gp_weight=t.get('gp_weight'))}"
-    )
+    toy = dataset in TOYS
+    section = dict(CMP["toy"] if toy else CMP["images"])
+    toy_gp_weight = section.pop("gp_weight", None)
+    origin = "compare.toy" if toy else "compare.images"
+    if changes and toy:  # a robustness variant's own width and length
+        origin = where
+        section.update({k: changes[k] for k in ("width", "iterations") if k in changes})
+    fixed = {"dataset": dataset}
+    if toy and method == "gp":
+        fixed["gp_weight"] = changes.get("gp_weight", toy_gp_weight)
+    if not toy:
+        fixed["quality_samples"] = 0  # refused above for image sets; the toy record only
+    out = out or f"{R}/runs/compare/{dataset}/{method}/seed{{seed}}"
+    ckpt = ckpt or f"{CKPT}/compare/{dataset}/{method}/seed{{seed}}"
+    return run_spec(f"{where} ({dataset}, {method})", (origin, section), method, tuple(changes.get("seeds", CMP["seeds"])),
+                    out, ckpt, **fixed)
 
 
-def gradient_flow_args(wildcards):
-    """CLI options of one gradient-flow configuration: every seed of `gradient_flow.seeds`."""
-    label = wildcards.config
-    if label.startswith("clip"):
-        method, extra = "clip", f"{method_args('clip')} --clip-value {label[4:]}"
-    else:
-        method, extra = label, method_args(label, toy=True)  # the gradient-flow data is a toy set
-    return (
-        f"--dataset {GF['dataset']} --method {method} --seed {' '.join(map(str, GF['seeds']))} "
-        f"--iterations {GF['iterations']} --batch-size {GF['batch_size']} --n-critic {CMP['n_critic']} "
-        f"--epochs {CMP['epochs']} --stats-every {CMP['stats_every']} "
-        f"--width {GF['width']} --depth {GF['depth']} {extra}"
-    )
+def gradient_flow_spec(label):
+    """One gradient-flow configuration (``clip<value>``, ``gp`` or ``sn``): every seed of `gradient_flow.seeds`."""
+    method = "clip" if label.startswith("clip") else label
+    fixed = {"clip_value": float(label[4:])} if method == "clip" else {}
+    if method == "gp":  # the gradient-flow data is a toy set
+        fixed["gp_weight"] = CMP["toy"]["gp_weight"]
+    section = {k: v for k, v in GF.items() if k != "seeds"}
+    return run_spec(f"gradient_flow ({label})", ("gradient_flow", section), method, tuple(GF["seeds"]),
+                    f"{R}/runs/gradient_flow/{label}/seed{{seed}}", f"{CKPT}/gradient_flow/{label}/seed{{seed}}",
+                    quality_samples=0, **fixed)
 
 
 def gradient_flow_pairs():
@@ -156,6 +162,16 @@ OVERFIT_JOBS = [
     if float(w) != float(config["methods"]["gp"].get("gp_weight", 10.0))
 ]
 OVERFIT_FILES = [f"{R}/overfitting/{cell}/{label}.csv" for cell, label in OVERFIT_JOBS]
+
+
+def method_args(method):
+    """``keras-sngan overfit`` options of one method's optimizer and constraint (config `methods.<method>`)."""
+    spec = dict(config["methods"][method])
+    args = f"--optimizer {spec['optimizer']} --learning-rate {spec['learning_rate']}"
+    for key in ("beta_1", "beta_2", "epsilon", "gp_weight", "clip_value", "sn_method"):
+        if key in spec:
+            args += f" --{key.replace('_', '-')} {spec[key]}"
+    return args
 
 
 def overfit_args(wildcards):
@@ -213,14 +229,13 @@ ROBUSTNESS = bool(VARIANTS or ROB.get("budgets"))  # is there a robustness table
 
 for _name, _spec in VARIANTS.items():
     _iterations = _spec.get("iterations", CMP["toy"]["iterations"])
-    _check_epochs(f"robustness.variants.{_name}", _iterations, CMP["epochs"])
     if _iterations > CMP["toy"]["iterations"]:
         raise ValueError(
             f"config: `robustness.variants.{_name}.iterations`={_iterations} must not exceed "
             f"`compare.toy.iterations`={CMP['toy']['iterations']} (a variant is judged against the profile's runs "
             "truncated to its length)."
         )
-    # keras_sngan.experiments.robustness.judged_claims, checked before any job starts. A variant that stops
+    # keras_sngan.poster.judging.robustness.judged_claims, checked before any job starts. A variant that stops
     # before the runs end, at no budget, judges claim 1 only, so it must reach the end of claim 1's window.
     _window_end = config["claims"]["window"][1]
     if (_spec.get("around") is None and _iterations < CMP["toy"]["iterations"]
@@ -246,3 +261,19 @@ def variant_runs(name):
         for m in spec.get("methods", CMP["methods"])
         for s in variant_seeds(spec)
     ]
+
+
+def variant_spec(name, dataset, method):
+    """One cell of a robustness variant: the comparison's cell with the variant's changes."""
+    return compare_spec(
+        dataset, method, VARIANTS[name], out=f"{R}/runs/variants/{name}/{dataset}/{method}/seed{{seed}}",
+        ckpt=f"{CKPT}/variants/{name}/{dataset}/{method}/seed{{seed}}", where=f"robustness.variants.{name}",
+    )
+
+
+# Every training job's RunSpec, built (and so checked whole) when the workflow is, before any job starts.
+TRAIN_SPECS = (
+    [compare_spec(d, m) for d in CMP["datasets"] for m in CMP["methods"]]
+    + [gradient_flow_spec(label) for label in GF_CONFIGS]
+    + [variant_spec(n, d, m) for n, v in VARIANTS.items() for d in TOY_SETS for m in v.get("methods", CMP["methods"])]
+)

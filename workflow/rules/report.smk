@@ -1,5 +1,5 @@
 # The verdicts: results/claims.md (+ JSON), computed from the data by the
-# documented rules in keras_sngan.experiments.claims.
+# documented rules in keras_sngan.poster.judging.claims.
 
 
 # With `reuse` (the long profile) the run-length-independent experiments are

@@ -2,7 +2,7 @@
 # the comparison with one factor changed (penalty weight, width, ...), only for
 # the methods it names (the others are the profile's own runs, or those of the
 # variant it is `around`). One job per (variant, dataset, method) cell, trained
-# like `train_compare`. `reference`: see keras_sngan.experiments.robustness.
+# like `train_compare`. `reference`: see keras_sngan.poster.judging.robustness.
 
 for _name, _spec in VARIANTS.items():
 
@@ -15,9 +15,7 @@ for _name, _spec in VARIANTS.items():
             dataset="|".join(TOY_SETS) or "none",
             method="|".join(_spec.get("methods", CMP["methods"])),
         params:
-            out_dir=lambda w, name=_name: f"{R}/runs/variants/{name}/{w.dataset}/{w.method}/seed{{seed}}",
-            checkpoint=lambda w, name=_name: f"{CKPT}/variants/{name}/{w.dataset}/{w.method}/seed{{seed}}",
-            args=lambda w, spec=_spec: compare_args(w, spec),
+            spec=lambda w, name=_name: variant_spec(name, w.dataset, w.method).to_cli(),
         conda:
             "../../environment.yml"
         log:
@@ -26,8 +24,7 @@ for _name, _spec in VARIANTS.items():
             f"{BENCH}/train/variants/{_name}/{{dataset}}/{{method}}.tsv"
         threads: config["threads"]
         shell:
-            "keras-sngan train --out-dir '{params.out_dir}' --checkpoint-dir '{params.checkpoint}' "
-            "--threads {threads} {params.args} 2>&1 | tee {log}"
+            "keras-sngan train {params.spec} --threads {threads} 2>&1 | tee {log}"
 
 
 rule convergence:

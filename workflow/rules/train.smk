@@ -27,9 +27,7 @@ rule train_compare:
     output:
         [f"{R}/runs/compare/{{dataset}}/{{method}}/seed{s}/{name}" for s in CMP["seeds"] for name in COMPARE_FILES],
     params:
-        out_dir=lambda w: f"{R}/runs/compare/{w.dataset}/{w.method}/seed{{seed}}",
-        checkpoint=lambda w: f"{CKPT}/compare/{w.dataset}/{w.method}/seed{{seed}}",
-        args=compare_args,
+        spec=lambda w: compare_spec(w.dataset, w.method).to_cli(),
     conda:
         "../../environment.yml"
     log:
@@ -38,17 +36,14 @@ rule train_compare:
         f"{BENCH}/train/compare/{{dataset}}/{{method}}.tsv"
     threads: config["threads"]
     shell:
-        "keras-sngan train --out-dir '{params.out_dir}' --checkpoint-dir '{params.checkpoint}' "
-        "--threads {threads} {params.args} 2>&1 | tee {log}"
+        "keras-sngan train {params.spec} --threads {threads} 2>&1 | tee {log}"
 
 
 rule train_gradient_flow:
     output:
         [f"{R}/runs/gradient_flow/{{config}}/seed{s}/{name}" for s in GF["seeds"] for name in RUN_FILES],
     params:
-        out_dir=lambda w: f"{R}/runs/gradient_flow/{w.config}/seed{{seed}}",
-        checkpoint=lambda w: f"{CKPT}/gradient_flow/{w.config}/seed{{seed}}",
-        args=gradient_flow_args,
+        spec=lambda w: gradient_flow_spec(w.config).to_cli(),
     conda:
         "../../environment.yml"
     log:
@@ -57,5 +52,4 @@ rule train_gradient_flow:
         f"{BENCH}/train/gradient_flow/{{config}}.tsv"
     threads: config["threads"]
     shell:
-        "keras-sngan train --out-dir '{params.out_dir}' --checkpoint-dir '{params.checkpoint}' "
-        "--threads {threads} {params.args} 2>&1 | tee {log}"
+        "keras-sngan train {params.spec} --threads {threads} 2>&1 | tee {log}"

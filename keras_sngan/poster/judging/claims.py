@@ -5,7 +5,7 @@ hand. Each rule is a plain function of tidy tables (tested on synthetic tables
 built to make it answer *supported*, *partly supported* and *not supported*),
 and it returns the numbers and tolerances it used. Rendering
 (``claims.md``, ``claims.html``, ``claims.json``) lives in
-:mod:`keras_sngan.experiments.claims_report`.
+:mod:`keras_sngan.poster.reporting.claims_report`.
 
 Conventions shared by the rules:
 
@@ -25,7 +25,7 @@ The rules (constants are module constants, fixed before any run and printed
 with the verdicts in ``claims.md``):
 
 1. *Clipping leaves small gradients by about iteration 200.* Quantity: the
-   probe gradient norm ``probe_grad_norm`` (:mod:`keras_sngan.gradient_probe`:
+   probe gradient norm ``probe_grad_norm`` (:mod:`keras_sngan.poster.running.gradient_probe`:
    the same inference-mode measurement for every method, after the generator
    update, no epsilon floor), mean over the window's iterations, mean over
    seeds. Clipping is *small* on a dataset if ``g_clip <= SMALL_REL * g_m``
@@ -47,7 +47,7 @@ with the verdicts in ``claims.md``):
    on a majority of datasets; **partly** if GP ranks in the top half (first
    or second of three) on a majority; **not supported** otherwise.
 2b. *GP risks overfitting.* On the overfitting experiment
-   (:mod:`keras_sngan.experiments.overfitting`: fixed small training sets,
+   (:mod:`keras_sngan.poster.running.overfitting`: fixed small training sets,
    many seeds), per run the standardized train/held-out gap
    ``d = (mean f(x_train) - mean f(x_heldout)) / s`` (``s``: pooled
    standard deviation of the critic's scores on both sets; the same fakes
@@ -101,7 +101,7 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
-from keras_sngan.experiments.runs import METHOD_ORDER
+from keras_sngan.poster.plumbing.runs import METHOD_ORDER
 
 SMALL_REL = 0.1
 EARLY_FRACTION = 0.1
@@ -548,14 +548,3 @@ CLAIMS = [
     ("4", "SN makes ReLU / LeakyReLU networks 1-Lipschitz; GELU and Swish are not 1-Lipschitz, so the guarantee fails."),
     ("5", "Var((Wx)_i) = n s^2, so s^2 ~ 1/n keeps activations stable, and SN bounds ||W||_2 without distributional assumptions."),
 ]
-
-
-def run(*args, **kwargs):
-    """Compute every verdict and write the reports (see :func:`keras_sngan.experiments.claims_report.run`)."""
-    from keras_sngan.experiments import claims_report
-
-    return claims_report.run(*args, **kwargs)
-
-
-# Backward-compatible names: the tables moved to their own module.
-from keras_sngan.experiments.tables import SUMMARY_COLUMNS, summary_table, training_curves  # noqa: E402,F401

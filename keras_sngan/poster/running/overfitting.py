@@ -22,7 +22,7 @@ measured with :func:`keras_sngan.metrics.critic_generalization_gap`: the
 *same* fakes in both terms, so the gap is ``mean f(x_train) - mean
 f(x_heldout)``, plus the scale-free ``std_gap``. Seeds are independent
 replicates (new models, data order, and for the toy sets new training sets),
-so the rule of claim 2b (:func:`keras_sngan.experiments.claims.claim_gp_overfit`)
+so the rule of claim 2b (:func:`keras_sngan.poster.judging.claims.claim_gp_overfit`)
 can test the final gaps with Welch t-tests.
 
 One call of :func:`run` trains one (dataset, training-set size, method) cell
@@ -37,7 +37,8 @@ import time
 import numpy as np
 import pandas as pd
 
-from keras_sngan.experiments import io
+from keras_sngan import runtime
+from keras_sngan.poster.plumbing import io
 
 TOY_LATENT, IMAGE_LATENT = 2, 16
 _TRAIN_STREAM, _HELDOUT_STREAM, _ORDER_STREAM = 101, 202, 303
@@ -89,7 +90,7 @@ def _order(n_points, count, seed):
 
 
 def _check(dataset, method, seeds, iterations, records, batch_size, n_critic, width, depth):
-    from keras_sngan.experiments.training import METHODS
+    from keras_sngan.poster.running.training import METHODS
 
     if not isinstance(dataset, str) or not dataset:
         raise ValueError(f"overfitting: `dataset` must be a dataset name, received {dataset!r}.")
@@ -145,7 +146,7 @@ def run(
         n_critic: critic steps per generator step.
         width: the toy MLPs' hidden width.
         depth: the toy MLPs' number of hidden layers.
-        optimizer: spec for :func:`keras_sngan.experiments.training.make_optimizer`.
+        optimizer: spec for :func:`keras_sngan.poster.running.training.make_optimizer`.
         gp_weight: the gradient penalty's weight (method ``"gp"``).
         clip_value: the clipping bound (method ``"clip"``).
         sn_method: the `SpectralNormalization` method (method ``"sn"``).
@@ -153,10 +154,10 @@ def run(
     """
     seeds = _check(dataset, method, seeds, iterations, records, batch_size, n_critic, width, depth)
     size = parse_train_size(train_size)
-    from keras_sngan.experiments.training import make_optimizer
+    from keras_sngan.poster.running.training import make_optimizer
 
     optimizer = dict(optimizer or {"name": "adam", "learning_rate": 1e-4})
-    io.configure_tensorflow(threads, seeds[0])  # before the first TensorFlow op, or the thread pools are fixed
+    runtime.configure_tensorflow(threads, seeds[0])  # before the first TensorFlow op, or the thread pools are fixed
     make_optimizer(optimizer)  # validate before any expensive work
     data(dataset, size, seeds[0])  # validate the dataset / size pair too
     import keras
@@ -217,13 +218,6 @@ def run(
     table = pd.DataFrame(rows)
     io.write_csv(out_csv, table)
     return table
-
-
-def final(table: pd.DataFrame) -> pd.DataFrame:
-    """The last recorded iteration of every (dataset, train_size, method, seed)."""
-    keys = ["dataset", "train_size", "method", "seed"]
-    last = table.groupby(keys, sort=False)["iteration"].transform("max")
-    return table[table["iteration"] == last].reset_index(drop=True)
 
 
 def combine(inputs, out_csv) -> pd.DataFrame:

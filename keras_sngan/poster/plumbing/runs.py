@@ -6,7 +6,7 @@ import os
 
 import pandas as pd
 
-from keras_sngan.experiments import io
+from keras_sngan.poster.plumbing import io
 
 
 def _with_keys(frame, info):
@@ -48,3 +48,10 @@ METHOD_ORDER = ("clip", "gp", "sn")
 DATASET_ORDER = ("8gaussians", "25gaussians", "swissroll", "digits", "mnist", "fashion_mnist", "cifar10")
 METHOD_LABEL = {"clip": "weight clipping", "gp": "gradient penalty", "sn": "spectral norm"}
 METHOD_COLOR = {"clip": "tab:red", "gp": "tab:blue", "sn": "tab:green"}
+
+
+def overfitting_final(table: pd.DataFrame) -> pd.DataFrame:
+    """The last recorded iteration of every (dataset, train_size, method, seed) of an overfitting table."""
+    keys = ["dataset", "train_size", "method", "seed"]
+    last = table.groupby(keys, sort=False)["iteration"].transform("max")
+    return table[table["iteration"] == last].reset_index(drop=True)

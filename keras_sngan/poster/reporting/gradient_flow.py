@@ -1,6 +1,6 @@
 """Gradient flow through a deep critic (Gulrajani et al. 2017, Fig. 1b).
 
-The runs themselves are ordinary :func:`keras_sngan.experiments.training.train`
+The runs themselves are ordinary :func:`keras_sngan.poster.running.training.train`
 runs (a 12-layer ReLU MLP critic on swiss roll, clipping at several ``c``,
 GP and SN); this module turns their ``layers.csv`` files into one table of
 per-layer weight-gradient norms at chosen iterations, including iteration 0
@@ -15,7 +15,7 @@ import os
 import numpy as np
 import pandas as pd
 
-from keras_sngan.experiments import io
+from keras_sngan.poster.plumbing import io
 
 
 def collect(run_dirs, labels) -> pd.DataFrame:

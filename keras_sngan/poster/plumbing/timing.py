@@ -1,6 +1,6 @@
 """Where a job's time goes: the small timing record every ``keras-sngan`` command writes.
 
-The command line (:mod:`keras_sngan.cli`) ends every command by printing one
+The command line (:mod:`keras_sngan.poster.cli`) ends every command by printing one
 line to standard error::
 
     keras-sngan timing {"command": "train", "wall_s": ..., "cpu_s": ..., "phases": {...}, "warm_start": false}
@@ -16,7 +16,7 @@ extra time over a steady one (tracing and compiling the step);
 recorder; ``io``: checkpoints and outputs; ``evaluation``). Phases nest
 nowhere: a measured phase excludes the phases measured inside it.
 ``warm_start`` says whether the command ran in a process forked from a warm
-server (:mod:`keras_sngan.warm_start`); its seconds then count from the
+server (:mod:`keras_sngan.poster.warm_start`); its seconds then count from the
 client's start.
 ``benchmarks/pipeline_profile.py`` reads these lines back from a results
 directory's logs into the per-rule profile of the README.
@@ -54,7 +54,7 @@ _IMPORTED = time.perf_counter()
 
 
 def started_before_this_process(wall_seconds: float, cpu_seconds: float) -> None:
-    """Count the record from an earlier start: a warm-start client's (:mod:`keras_sngan.warm_start`).
+    """Count the record from an earlier start: a warm-start client's (:mod:`keras_sngan.poster.warm_start`).
 
     The client's seconds until it handed the command over are added to
     ``wall_s`` and ``cpu_s`` and charged to ``import``.

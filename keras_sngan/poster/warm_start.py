@@ -13,7 +13,7 @@ the ``keras-sngan`` console script does this instead:
 2. The server forks a child for the command. The child takes the client's
    standard input, output and error (passed over the Unix socket), working
    directory, environment, umask, niceness, CPU affinity and arguments, and runs
-   ``keras_sngan.cli.main`` exactly as a fresh process would. Nothing of an
+   ``keras_sngan.poster.cli.main`` exactly as a fresh process would. Nothing of an
    earlier command is in it: every child is forked from the server, never from
    another child.
 3. The client waits and ends as the child ended: with its exit status, or
@@ -33,7 +33,7 @@ killed with it), and so does everything when the socket's directory
 (``$TMPDIR/keras-sngan-warm-<uid>``) is not this user's alone. Resource
 limits (``ulimit``) and cgroups are the server's, not the client's.
 
-The child's timing record (:mod:`keras_sngan.experiments.timing`) counts from
+The child's timing record (:mod:`keras_sngan.poster.plumbing.timing`) counts from
 the client's start: its ``import`` phase is the client's start-up, and its
 CPU seconds are the child's own plus the client's until the hand-over.
 Snakemake's benchmark files measure the client process only (a few tenths of
@@ -59,7 +59,7 @@ ENABLE = "KERAS_SNGAN_WARM_START"
 IDLE = "KERAS_SNGAN_WARM_IDLE"
 DEFAULT_IDLE_SECONDS = 120.0
 FORWARDED_SIGNALS = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP, signal.SIGQUIT, signal.SIGUSR1, signal.SIGUSR2)
-_PACKAGE_DIR = os.path.dirname(os.path.abspath(__file__))
+_PACKAGE_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))  # keras_sngan/
 # Shell bookkeeping that differs between otherwise identical jobs; everything else in the environment
 # is part of a server's identity (a variable read at import time must match the client's).
 _IGNORED_ENV = ("_", "PWD", "OLDPWD", "SHLVL")
@@ -139,7 +139,7 @@ def start_server(path: str, environ=None) -> None:
     # (each child moves to its client's).
     bootstrap = (f"import sys; sys.path[0] = {os.path.dirname(sys.executable)!r}; "
                  f"sys.path.append({os.path.dirname(_PACKAGE_DIR)!r}); "
-                 "from keras_sngan.warm_start import main; sys.exit(main(sys.argv[1:]))")
+                 "from keras_sngan.poster.warm_start import main; sys.exit(main(sys.argv[1:]))")
     subprocess.Popen(
         [sys.executable, "-c", bootstrap, path], cwd="/", env=dict(os.environ if environ is None else environ),
         stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
@@ -193,7 +193,7 @@ def run(argv: list[str]) -> int | None:
         sock.close()
         start_server(path)
         return None
-    from keras_sngan.experiments import timing
+    from keras_sngan.poster.plumbing import timing
 
     so_far = timing.record("warm-start client")  # this process's seconds until the hand-over
     wall, cpu = so_far["wall_s"], so_far["cpu_s"]
@@ -259,11 +259,12 @@ def _warm_up() -> None:
     import keras  # noqa: F401  (and the backend: TensorFlow)
     import tensorflow as tf
 
-    import keras_sngan.cli  # noqa: F401
+    import keras_sngan.poster.cli  # noqa: F401
     from keras_sngan import datasets, metrics, models, wgan  # noqa: F401
-    from keras_sngan.experiments import (  # noqa: F401
-        claims, figures, gradient_flow, io, lipschitz_activations, overfitting, training, variance,
-    )
+    from keras_sngan.poster.judging import claims  # noqa: F401
+    from keras_sngan.poster.plumbing import io  # noqa: F401
+    from keras_sngan.poster.reporting import figures, gradient_flow  # noqa: F401
+    from keras_sngan.poster.running import lipschitz_activations, overfitting, training, variance  # noqa: F401
 
     # The runtime must still be uninitialized: a child sizes its thread pools before its first op.
     threads = tf.config.threading.get_intra_op_parallelism_threads()
@@ -392,8 +393,8 @@ def _child(conn, fds, request, inherited) -> None:
         sys.argv = ["keras-sngan", *request["argv"]]
         sys.stdout.reconfigure(line_buffering=os.isatty(1))
         threading.Thread(target=_watch_client, args=(conn,), daemon=True, name="warm-start-client").start()
-        from keras_sngan.cli import main
-        from keras_sngan.experiments import timing
+        from keras_sngan.poster.cli import main
+        from keras_sngan.poster.plumbing import timing
 
         timing.started_before_this_process(request["client_wall_s"], request["client_cpu_s"])
         code = main(request["argv"])

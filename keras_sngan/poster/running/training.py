@@ -9,11 +9,11 @@ Iteration 0 (the initialized models, before any update) is recorded too, so
 an initialization effect is not mistaken for a training effect.
 
 Resuming: after every epoch a crash-safe checkpoint
-(:mod:`keras_sngan.experiments.checkpoints`: models, their state, both
+(:mod:`keras_sngan.poster.plumbing.checkpoints`: models, their state, both
 optimizers, the noise generator and the recorder's tables, written
 atomically) goes into ``checkpoint_dir`` (keep it outside any pipeline
 output: Snakemake deletes the outputs of a failed job), and the data order is
-a pure function of (seed, step) (:mod:`keras_sngan.experiments.data_stream`).
+a pure function of (seed, step) (:mod:`keras_sngan.poster.plumbing.data_stream`).
 Running the same :func:`train` call again after a kill resumes from the last
 complete epoch, and on CPU the outputs equal an uninterrupted run's byte for
 byte (except in ``run.json`` the wall-clock fields ``seconds_per_iteration``
@@ -40,10 +40,10 @@ import numpy as np
 import pandas as pd
 
 from keras_sngan import distribute as distribution
-from keras_sngan.experiments import checkpoints, data_stream, io, timing
+from keras_sngan import runtime
+from keras_sngan.poster.plumbing import checkpoints, data_stream, io, timing
+from keras_sngan.poster.running.spec import METHODS, OPTIMIZERS, RunSpec
 
-METHODS = ("clip", "gp", "sn")
-OPTIMIZERS = ("adam", "rmsprop")
 
 
 GAUSSIAN_MIXTURES = ("8gaussians", "25gaussians")  # toy sets with modes to count
@@ -225,7 +225,7 @@ def _make_recorder_class():
                 self._quality_real = heldout_real[:n]
                 self._quality_reference = train_real[rng.choice(len(train_real), n, replace=False)]
             # One gradient-norm probe for every method (claim 1): pure, so resume stays exact.
-            from keras_sngan.gradient_probe import GradientProbe
+            from keras_sngan.poster.running.gradient_probe import GradientProbe
 
             self.probe = GradientProbe(first_batch, latent_dim, seed)
 
@@ -328,137 +328,22 @@ def training_arrays(dataset: str, seed: int, train_size=None, data_dir=None):
     return x_train, x_heldout
 
 
-def _check_run_args(dataset, method, iterations, batch_size, n_critic, epochs, stats_every):
-    if not isinstance(dataset, str) or not dataset:
-        raise ValueError(f"train: `dataset` must be a dataset name, received {dataset!r}.")
-    io.check_choice("train", "method", method, METHODS)
-    iterations = io.check_int("train", "iterations", iterations, 1)
-    io.check_int("train", "batch_size", batch_size, 1)
-    io.check_int("train", "n_critic", n_critic, 1)
-    epochs = io.check_int("train", "epochs", epochs, 1)
-    io.check_int("train", "stats_every", stats_every, 1)
-    if iterations % epochs:
-        raise ValueError(
-            f"train: `iterations`={iterations} must be a multiple of `epochs`={epochs} "
-            "(each epoch is one checkpoint and one progress line)."
-        )
-
-
 # --------------------------------------------------------------------------- train
-def train(
-    out_dir,
-    dataset: str,
-    method: str,
-    seed: int,
-    iterations: int,
-    batch_size: int,
-    n_critic: int = 5,
-    model: dict | None = None,
-    optimizer: dict | None = None,
-    gp_weight: float = 10.0,
-    clip_value: float = 0.01,
-    epochs: int = 10,
-    stats_every: int = 10,
-    gap_samples: int = 1000,
-    train_size: int | None = None,
-    checkpoint_dir=None,
-    threads: int | None = None,
-    verbose: int = 2,
-    callbacks=(),
-    distribute: str = "auto",
-    replicas: int = 1,
-    jit_compile="auto",
-    quality_samples: int = 0,
-) -> dict:
-    """Train one WGAN and write its diagnostics and models into ``out_dir``.
+def train(spec: RunSpec, callbacks=()) -> list[dict]:
+    """Train every seed of ``spec``, one after the other in this process; write each run's files.
 
-    Files: ``history.csv`` (one row per generator iteration, iteration 0 =
-    initialization), ``layers.csv`` (per-layer weight-gradient norms every
-    iteration, spectral norms every ``stats_every``), ``gap.csv`` (critic
-    Wasserstein estimate on training vs held-out real data every
-    ``stats_every``), ``critic.keras``, ``generator.keras`` and ``run.json``
-    (parameters, seconds per iteration, wall time).
+    Files of each seed's ``out_dir``: ``history.csv`` (one row per generator
+    iteration, iteration 0 = initialization), ``layers.csv`` (per-layer
+    weight-gradient norms every iteration, spectral norms every
+    ``stats_every``), ``gap.csv`` (critic Wasserstein estimate on training vs
+    held-out real data every ``stats_every``), ``quality.csv`` (with
+    ``quality_samples``), ``critic.keras``, ``generator.keras`` and
+    ``run.json`` (the spec's :meth:`~RunSpec.run_settings`, the seed, the
+    latent size, seconds per iteration, wall time, the XLA choice).
 
-    Args:
-        out_dir: output directory.
-        dataset: a built-in dataset (toy set or ``"digits"``).
-        method: ``"clip"``, ``"gp"`` or ``"sn"``.
-        seed: seed of the models, noise and data order.
-        iterations: generator iterations.
-        batch_size: critic batch size.
-        n_critic: critic steps per generator step.
-        model: model options (see :func:`build_models`).
-        optimizer: optimizer spec for both networks (see :func:`make_optimizer`).
-        gp_weight: penalty weight for ``"gp"``.
-        clip_value: clipping bound for ``"clip"``.
-        epochs: ``iterations`` is split into this many Keras epochs (one
-            progress line and one checkpoint each).
-        stats_every: iterations between spectral-norm / gap records.
-        gap_samples: samples per Wasserstein estimate of the gap.
-        train_size: toy training-set size (default: the dataset module's).
-        checkpoint_dir: checkpoint directory (default
-            ``<out_dir>/checkpoints``); must not be a pipeline output. A run
-            whose directory holds a valid checkpoint resumes from it.
-        threads: compute threads: TensorFlow intra-op and BLAS / OpenMP pools (`io.configure_tensorflow`).
-        verbose: Keras ``fit`` verbosity (2: one line per epoch).
-        callbacks: extra Keras callbacks, run after the checkpointing ones.
-        distribute: ``"auto"``, ``"none"``, ``"mirrored"`` or
-            ``"multi-worker"`` (see `keras_sngan.distribute`); ``batch_size``
-            is the global critic batch, split over the replicas. In a
-            multi-worker run only the chief writes ``out_dir`` and
-            ``checkpoint_dir``.
-        replicas: replicas of a ``"mirrored"`` run (logical CPUs on a CPU
-            machine).
-        jit_compile: ``"auto"`` (XLA for the models and run lengths where
-            it is faster on a CPU, :func:`choose_jit_compile`), ``True`` or
-            ``False``; the choice is recorded in ``run.json``.
-        quality_samples: toy sets only: with ``n`` > 0, the sample quality of
-            the generator (W1 of ``n`` points against ``n`` held-out points,
-            the real-vs-real floor, modes covered) at iteration 0 and after
-            every epoch, written to ``quality.csv`` (the convergence record of
-            the long profile). 0 (default): not recorded.
-    """
-    return train_seeds(
-        [out_dir], dataset, method, [seed], iterations, batch_size, n_critic=n_critic, model=model,
-        optimizer=optimizer, gp_weight=gp_weight, clip_value=clip_value, epochs=epochs, stats_every=stats_every,
-        gap_samples=gap_samples, train_size=train_size, checkpoint_dirs=[checkpoint_dir], threads=threads,
-        verbose=verbose, callbacks=callbacks, distribute=distribute, replicas=replicas, jit_compile=jit_compile,
-        quality_samples=quality_samples,
-    )[0]
-
-
-def train_seeds(
-    out_dirs,
-    dataset: str,
-    method: str,
-    seeds,
-    iterations: int,
-    batch_size: int,
-    n_critic: int = 5,
-    model: dict | None = None,
-    optimizer: dict | None = None,
-    gp_weight: float = 10.0,
-    clip_value: float = 0.01,
-    epochs: int = 10,
-    stats_every: int = 10,
-    gap_samples: int = 1000,
-    train_size: int | None = None,
-    checkpoint_dirs=None,
-    threads: int | None = None,
-    verbose: int = 2,
-    callbacks=(),
-    distribute: str = "auto",
-    replicas: int = 1,
-    jit_compile="auto",
-    quality_samples: int = 0,
-) -> list[dict]:
-    """Several runs that differ only in their seed, one after the other in this process.
-
-    Each seed is the run :func:`train` would make alone, written into its own
-    ``out_dirs[i]`` with its own checkpoint directory ``checkpoint_dirs[i]``
-    (default ``<out_dir>/checkpoints``), and its outputs equal that lone
+    Each seed is the run it would make alone, and its outputs equal that lone
     run's byte for byte (``run.json``: but its wall-clock fields). What is
-    paid once instead of once per seed: starting TensorFlow, building the
+    paid once instead of once per seed: starting the backend, building the
     optimizers' and the recorder's functions, and tracing (and with XLA,
     compiling) the training step. The models of every seed are built fresh
     from that seed, exactly as a lone run builds them, and their complete
@@ -469,61 +354,45 @@ def train_seeds(
     Interrupted and run again, the call resumes: a seed whose run finished
     keeps its final checkpoint until every seed has finished, so it only
     rewrites its outputs; the interrupted seed resumes from its last epoch.
-    An exception raised in a run carries a note naming that run's seed and
-    directory. Arguments are :func:`train`'s, with ``out_dirs``, ``seeds``
-    and ``checkpoint_dirs`` as lists; several seeds need a single-process
-    run (``distribute`` ``"auto"`` or ``"none"``, one replica).
+    A checkpoint is used only if it was written for the same
+    :meth:`~RunSpec.fingerprint`. An exception raised in a run carries a note
+    naming that run's seed and directory. Several seeds need a single-process
+    run (``distribute`` ``"auto"`` or ``"none"``, one replica); in a
+    multi-worker run only the chief writes ``out_dir`` and ``checkpoint_dir``.
+
+    Args:
+        spec: the run (:class:`~keras_sngan.poster.running.spec.RunSpec`,
+            checked when it was made).
+        callbacks: extra Keras callbacks, run after the checkpointing ones.
 
     Returns:
         One ``run.json`` dictionary per seed.
     """
-    seeds = [io.check_int("train", "seed", s, 0) for s in (seeds if isinstance(seeds, (list, tuple)) else [seeds])]
-    out_dirs = list(out_dirs) if isinstance(out_dirs, (list, tuple)) else [out_dirs]
-    checkpoint_dirs = list(checkpoint_dirs) if checkpoint_dirs is not None else [None] * len(seeds)
-    if not seeds or len(set(seeds)) != len(seeds):
-        raise ValueError(f"train: `seeds` must be distinct integers, at least one, received {seeds!r}.")
-    if len(out_dirs) != len(seeds) or len(checkpoint_dirs) != len(seeds):
+    if not isinstance(spec, RunSpec):
+        raise TypeError(f"train: `spec` must be a RunSpec, received {type(spec).__name__}.")
+    out_dirs, checkpoint_dirs = spec.out_dirs(), spec.checkpoint_dirs()
+    if spec.quality_samples and is_image_dataset(spec.dataset):
         raise ValueError(
-            f"train: one `out_dirs` and one `checkpoint_dirs` entry per seed: received {len(seeds)} seeds, "
-            f"{len(out_dirs)} output and {len(checkpoint_dirs)} checkpoint directories."
+            f"train: `quality_samples`={spec.quality_samples} needs a 2-d toy dataset (W1 and modes of points), "
+            f"received `dataset`={spec.dataset!r}; use 0 for image sets."
         )
-    if len(set(map(os.fspath, out_dirs))) != len(out_dirs):
-        raise ValueError(f"train: every seed needs its own output directory, received `out_dirs`={out_dirs!r}.")
-    _check_run_args(dataset, method, iterations, batch_size, n_critic, epochs, stats_every)
-    quality_samples = io.check_int("train", "quality_samples", quality_samples, 0)
-    if quality_samples and is_image_dataset(dataset):
-        raise ValueError(
-            f"train: `quality_samples`={quality_samples} needs a 2-d toy dataset (W1 and modes of points), "
-            f"received `dataset`={dataset!r}; use 0 for image sets."
-        )
-    jit = choose_jit_compile(jit_compile, dataset, method, model or {}, iterations)
-    optimizer = dict(optimizer or {"name": "adam", "learning_rate": 1e-4})
+    jit = choose_jit_compile(spec.jit_compile, spec.dataset, spec.method, spec.run_settings()["model"], spec.iterations)
     # The strategy and the thread limits before any other TensorFlow op
     # (make_optimizer creates a variable, which starts TensorFlow and fixes its pools).
-    strategy = distribution.make_strategy(distribute, replicas, threads)
-    if len(seeds) > 1 and (strategy.num_replicas_in_sync != 1 or distribution.worker_role(strategy)[0] is not None):
+    strategy = distribution.make_strategy(spec.distribute, spec.replicas, spec.threads)
+    if len(spec.seeds) > 1 and (strategy.num_replicas_in_sync != 1 or distribution.worker_role(strategy)[0] is not None):
         raise ValueError(
-            f"train: several `seeds` ({seeds}) in one process need a single-process run, received "
-            f"`distribute`={distribute!r}, `replicas`={replicas} (a distributed run; with 'auto': TF_CONFIG set?); "
-            "train one seed per process instead."
+            f"train: several `seeds` ({list(spec.seeds)}) in one process need a single-process run, received "
+            f"`distribute`={spec.distribute!r}, `replicas`={spec.replicas} (a distributed run; with 'auto': TF_CONFIG "
+            "set?); train one seed per process instead."
         )
-    run = dict(
-        dataset=dataset, method=method, iterations=iterations, batch_size=batch_size, n_critic=n_critic,
-        model=dict(model or {}), optimizer=optimizer, gp_weight=gp_weight, clip_value=clip_value, epochs=epochs,
-        stats_every=stats_every, gap_samples=gap_samples, train_size=train_size,
-    )
-    if quality_samples:  # only when asked for: the checkpoint fingerprint of every other run stays as it was
-        run["quality_samples"] = quality_samples
-    run["model"].setdefault("clip_value", clip_value)
     infos, stores, warm = [], [], None
     with contextlib.ExitStack() as locks:  # every seed's store stays locked, its final checkpoint kept, until all are done
-        for seed, out_dir, checkpoint_dir in zip(seeds, out_dirs, checkpoint_dirs):
+        for seed, out_dir, checkpoint_dir in zip(spec.seeds, out_dirs, checkpoint_dirs):
             try:
-                info, store, warm = _train_one(
-                    run, seed, out_dir, checkpoint_dir, strategy, threads, verbose, callbacks, jit, warm, locks
-                )
+                info, store, warm = _train_one(spec, seed, out_dir, checkpoint_dir, strategy, callbacks, jit, warm, locks)
             except BaseException as error:
-                error.add_note(f"keras-sngan train: in the run of seed {seed} ({dataset}, {method}) into {out_dir}")
+                error.add_note(f"keras-sngan train: in the run of seed {seed} ({spec.dataset}, {spec.method}) into {out_dir}")
                 raise
             infos.append(info)
             stores += [store] if store is not None else []
@@ -533,37 +402,33 @@ def train_seeds(
 
 
 @timing.phase("build")  # what the phases measured inside (training, diagnostics, io) do not claim
-def _train_one(run, seed, out_dir, checkpoint_dir, strategy, threads, verbose, callbacks, jit, warm, locks):
-    """One seed of :func:`train_seeds`: ``(run.json dict, its store to clear or None, the warm WGAN)``."""
-    io.configure_tensorflow(threads, seed)  # the seed before anything draws a random number
+def _train_one(spec, seed, out_dir, checkpoint_dir, strategy, callbacks, jit, warm, locks):
+    """One seed of :func:`train`: ``(run.json dict, its store to clear or None, the warm WGAN)``."""
+    runtime.configure_tensorflow(spec.threads, seed)  # the seed before anything draws a random number
     chief = distribution.is_chief(strategy)
-    dataset, method, batch_size, n_critic = run["dataset"], run["method"], run["batch_size"], run["n_critic"]
+    dataset, method, batch_size, n_critic = spec.dataset, spec.method, spec.batch_size, spec.n_critic
     distribution.check_global_batch(batch_size, strategy)
-    make_optimizer(run["optimizer"])  # validate before any expensive work
-    # The checkpoint fingerprint's parameters, in the order a lone run always used (its checkpoints stay valid).
-    params = {"dataset": dataset, "method": method, "seed": seed, **{k: v for k, v in run.items() if k not in ("dataset", "method")}}
+    settings = spec.run_settings()
+    make_optimizer(settings["optimizer"])  # validate before any expensive work
     from keras_sngan.wgan import WGAN
 
-    train_real, heldout_real = training_arrays(dataset, seed, run["train_size"])
+    train_real, heldout_real = training_arrays(dataset, seed, spec.train_size)
     data_stream.steps_per_pass(len(train_real), batch_size, n_critic)  # clear error if too small
     with strategy.scope():  # models and optimizers under the strategy
-        gan, latent_dim = _build_wgan(
-            dataset, method, run["model"], run["optimizer"], seed, n_critic, run["gp_weight"], run["clip_value"],
-            train_real.shape[1:], WGAN, jit_compile=jit,
-        )
+        gan, latent_dim = _build_wgan(spec, seed, train_real.shape[1:], WGAN, jit_compile=jit)
     if warm is not None:  # this seed's fresh state into the WGAN whose step is traced already
         _copy_training_state(gan, warm)
         gan = warm
 
-    epochs = run["epochs"]
-    steps = run["iterations"] // epochs
+    epochs = spec.epochs
+    steps = spec.iterations // epochs
     # Non-chief workers of a multi-worker run checkpoint into a private copy of the chief's directory.
     checkpoint_dir = distribution.worker_checkpoint_dir(os.fspath(checkpoint_dir or os.path.join(out_dir, "checkpoints")), strategy)
-    store = checkpoints.CheckpointStore(checkpoint_dir, checkpoints.fingerprint(params))
+    store = checkpoints.CheckpointStore(checkpoint_dir, spec.fingerprint(seed))
     first_batch = next(iter(data_stream.training_stream(train_real, batch_size, n_critic, seed, 0, 1)))
     recorder = _make_recorder_class()(
-        steps, run["stats_every"], first_batch[::n_critic][:batch_size], train_real, heldout_real, latent_dim,
-        min(run["gap_samples"], len(heldout_real)), seed, quality_samples=run.get("quality_samples", 0), dataset=dataset,
+        steps, spec.stats_every, first_batch[::n_critic][:batch_size], train_real, heldout_real, latent_dim,
+        min(spec.gap_samples, len(heldout_real)), seed, quality_samples=spec.quality_samples, dataset=dataset,
     )
     if recorder.quality_samples > len(heldout_real):
         raise ValueError(
@@ -583,7 +448,7 @@ def _train_one(run, seed, out_dir, checkpoint_dir, strategy, threads, verbose, c
         with timing.phase("training"):
             gan.fit(
                 stream, initial_epoch=resumed_from_epoch, epochs=epochs, steps_per_epoch=steps,
-                callbacks=[recorder, save, in_sync, *callbacks], verbose=verbose,
+                callbacks=[recorder, save, in_sync, *callbacks], verbose=spec.verbose,
             )
         timed = recorder.epoch_seconds[resumed_from_epoch:]
         if len(timed) > 1:  # the first epoch's extra time over a steady one: tracing (and compiling) the step
@@ -595,33 +460,37 @@ def _train_one(run, seed, out_dir, checkpoint_dir, strategy, threads, verbose, c
         return {"dataset": dataset, "method": method, "seed": seed, "worker": distribution.worker_role(strategy)}, None, gan
 
     info = {
-        **{k: params[k] for k in ("dataset", "method", "seed", "iterations", "batch_size", "n_critic")},
+        **{k: settings[k] for k in ("dataset", "method")},
+        "seed": seed,
+        **{k: settings[k] for k in ("iterations", "batch_size", "n_critic")},
         "latent_dim": latent_dim,
-        **{k: params[k] for k in ("model", "optimizer", "gp_weight", "clip_value", "train_size")},
+        **{k: settings[k] for k in ("model", "optimizer", "gp_weight", "clip_value", "train_size")},
         **_timing(recorder.epoch_seconds, steps, wall),
         "resumed_from_epoch": resumed_from_epoch,
         "replicas": strategy.num_replicas_in_sync,
         "jit_compile": jit,
-        **({"quality_samples": run["quality_samples"]} if "quality_samples" in run else {}),
+        **({"quality_samples": settings["quality_samples"]} if "quality_samples" in settings else {}),
     }
     with timing.phase("io"):
         _write_outputs(out_dir, recorder, gan, info)
     return info, store, gan
 
 
-def _build_wgan(dataset, method, model, optimizer, seed, n_critic, gp_weight, clip_value, sample_shape, WGAN, jit_compile=False):
-    """The compiled WGAN of a run (fresh weights from the seed)."""
+def _build_wgan(spec, seed, sample_shape, WGAN, jit_compile=False):
+    """The compiled WGAN of ``spec``'s run of ``seed`` (fresh weights from the seed)."""
     import keras
 
-    critic, generator, latent_dim = build_models(dataset, method, model, sample_shape)
+    settings = spec.run_settings()
+    critic, generator, latent_dim = build_models(spec.dataset, spec.method, settings["model"], sample_shape)
     gan = WGAN(
-        critic, generator, latent_dim, lipschitz=method, n_critic=n_critic, gp_weight=gp_weight,
-        clip_value=clip_value, track_layer_stats=True, seed=seed,
+        critic, generator, latent_dim, lipschitz=spec.method, n_critic=spec.n_critic, gp_weight=spec.gp_weight,
+        clip_value=spec.clip_value, track_layer_stats=True, seed=seed,
     )
-    if method == "clip":  # clip the initial weights too, as Arjovsky et al. do before training
+    if spec.method == "clip":  # clip the initial weights too, as Arjovsky et al. do before training
         for variable in critic.trainable_variables:
-            variable.assign(keras.ops.clip(variable, -clip_value, clip_value))
-    gan.compile(critic_optimizer=make_optimizer(optimizer), generator_optimizer=make_optimizer(optimizer), jit_compile=jit_compile)
+            variable.assign(keras.ops.clip(variable, -spec.clip_value, spec.clip_value))
+    gan.compile(critic_optimizer=make_optimizer(settings["optimizer"]),
+                generator_optimizer=make_optimizer(settings["optimizer"]), jit_compile=jit_compile)
     return gan, latent_dim
 
 
@@ -703,7 +572,7 @@ def evaluate(run_dir, out_dir, classifier_path=None, n_samples: int = 1000, grid
 
 
 def _evaluate(run_dir, out_dir, classifier_path, n_samples, grid, threads) -> dict:
-    io.configure_tensorflow(threads)
+    runtime.configure_tensorflow(threads)
     import keras
 
     from keras_sngan import datasets, metrics
@@ -768,12 +637,12 @@ def _labelled_split(dataset: str):
 
 
 def _classifier(dataset: str, path):
-    from keras_sngan.feature_classifier import load_or_train_feature_classifier
+    from keras_sngan.poster.running.feature_classifier import load_or_train_feature_classifier
 
     return load_or_train_feature_classifier(path, *_labelled_split(dataset))
 
 
 def train_classifier(path, dataset: str = "digits", threads=None) -> dict:
     """Train (or load) the cached feature classifier of an image dataset at ``path``."""
-    io.configure_tensorflow(threads, 0)
+    runtime.configure_tensorflow(threads, 0)
     return {"dataset": dataset, "test_accuracy": _classifier(dataset, path).test_accuracy}

@@ -33,7 +33,7 @@ import os
 import numpy as np
 import pandas as pd
 
-from keras_sngan.experiments import io
+from keras_sngan.poster.plumbing import io
 
 ACTIVATIONS = ("relu", "leaky_relu", "gelu", "swish")
 STATES = ("init", "trained", "worst_case")

@@ -85,7 +85,7 @@ from statistics import NormalDist
 import numpy as np
 import pandas as pd
 
-from keras_sngan.experiments import io
+from keras_sngan.poster.plumbing import io
 
 SPREAD_FACTOR = 2.0
 FAMILY_ALPHA = 0.05
@@ -492,5 +492,5 @@ def render_markdown(report) -> str:
                          f"{_fmt(d['reproduced'])} | {_fmt_tolerance(d.get('tolerance'))} |")
         lines.append("")
     lines += ["## Rules", ""] + [f"- {name}: {rule}" for name, rule in report["rules"].items()] + [
-        "", "Mean ± std over seeds; the details: `keras_sngan.experiments.agreement`.", ""]
+        "", "Mean ± std over seeds; the details: `keras_sngan.poster.judging.agreement`.", ""]
     return "\n".join(lines)

@@ -18,7 +18,7 @@ Two measurements, both in NumPy (no training, exact spectral norms by SVD):
    (heavy-tailed, one-hot, and the top singular vector of the first layer).
 
 :func:`run` does both and writes CSV + JSON; the figure is drawn by
-:mod:`keras_sngan.experiments.figures`.
+:mod:`keras_sngan.poster.reporting.figures`.
 """
 
 from __future__ import annotations
@@ -28,7 +28,7 @@ import math
 import numpy as np
 import pandas as pd
 
-from keras_sngan.experiments import io
+from keras_sngan.poster.plumbing import io
 
 ACTIVATIONS = ("relu", "leaky_relu", "linear")
 LEAKY_SLOPE = 0.2

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pandas as pd
 
-from keras_sngan.experiments import io
-from keras_sngan.experiments.runs import load, load_metrics
+from keras_sngan.poster.plumbing import io
+from keras_sngan.poster.plumbing.runs import load, load_metrics
 
 
 # --------------------------------------------------------------------------- training curves

@@ -11,8 +11,8 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
-from keras_sngan.experiments import io  # noqa: E402
-from keras_sngan.experiments.runs import (  # noqa: E402
+from keras_sngan.poster.plumbing import io  # noqa: E402
+from keras_sngan.poster.plumbing.runs import (  # noqa: E402
     DATASET_ORDER, METHOD_COLOR, METHOD_LABEL, METHOD_ORDER, load, order,
 )
 
@@ -117,7 +117,7 @@ def training(inputs, out):
     critic-loss column stays next to it, so the penalty's share of GP's loss
     remains visible. Lines: mean over seeds; bands: min..max over seeds.
     """
-    from keras_sngan.experiments.claims import EARLY_FRACTION
+    from keras_sngan.poster.judging.claims import EARLY_FRACTION
 
     history = load(inputs, "history.csv")
     gap = load(inputs, "gap.csv")
@@ -249,7 +249,7 @@ def images(inputs, out):
 
 def gradient_flow(inputs, out):
     """Per-layer weight-gradient norms of the deep critic at iteration 0, ~200 and the last one."""
-    from keras_sngan.experiments import gradient_flow as gf
+    from keras_sngan.poster.reporting import gradient_flow as gf
 
     labels, paths = zip(*(item.split("=", 1) for item in inputs))
     table = gf.collect(paths, labels)
@@ -311,9 +311,9 @@ def convergence(inputs, out):
 
     Lines: mean over seeds; bands: min..max over seeds. The shaded last
     ``LAST_FRACTION`` of the run is where the convergence criterion
-    (:mod:`keras_sngan.experiments.convergence`) asks a cell to stay settled.
+    (:mod:`keras_sngan.poster.judging.convergence`) asks a cell to stay settled.
     """
-    from keras_sngan.experiments.convergence import LAST_FRACTION
+    from keras_sngan.poster.judging.convergence import LAST_FRACTION
 
     quality = load(inputs, "quality.csv")
     datasets = order(quality["dataset"].unique(), DATASET_ORDER)

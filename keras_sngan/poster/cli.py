@@ -1,6 +1,6 @@
 """``keras-sngan``: run the poster's experiments from the command line.
 
-Every subcommand calls one library function of ``keras_sngan.experiments``;
+Every subcommand calls one function of ``keras_sngan.poster``;
 the Snakemake pipeline calls these subcommands, and you can run any of them
 by hand with the same parameters. ``keras-sngan <command> --help`` lists the
 options.
@@ -79,52 +79,10 @@ def _add_lipschitz(sub):
 
 
 def _add_train(sub):
-    p = sub.add_parser("train", help="train one WGAN with per-iteration diagnostics")
-    p.add_argument("--out-dir", required=True,
-                   help="output directory; with several --seed it must contain {seed} (one directory per seed)")
-    p.add_argument("--dataset", required=True)
-    p.add_argument("--method", required=True, help="clip, gp or sn")
-    p.add_argument("--seed", type=int, nargs="+", required=True,
-                   help="one seed, or several: trained one after the other in this process (one TensorFlow "
-                        "start-up and one traced step for all), each as its lone run would be")
-    p.add_argument("--iterations", type=int, required=True, help="generator iterations")
-    p.add_argument("--batch-size", type=int, required=True)
-    p.add_argument("--n-critic", type=int, default=5)
-    p.add_argument("--width", type=int, default=512, help="toy MLP width")
-    p.add_argument("--depth", type=int, default=3, help="toy critic hidden layers")
-    p.add_argument("--activation", default="relu", help="toy critic activation")
-    p.add_argument("--latent-dim", type=int, default=None)
-    p.add_argument("--critic-channels", type=int, default=16, help="digits critic base channels")
-    p.add_argument("--generator-channels", type=int, default=64, help="digits generator base channels")
-    p.add_argument("--sn-method", default="reshape")
-    p.add_argument("--optimizer", default="adam", help="adam or rmsprop")
-    p.add_argument("--learning-rate", type=float, default=1e-4)
-    p.add_argument("--beta-1", type=float, default=0.5)
-    p.add_argument("--beta-2", type=float, default=0.9)
-    p.add_argument("--epsilon", type=float, default=None,
-                   help="optimizer epsilon (default: Keras' own, 1e-7; gan_toy.py's TF1 optimizers: 1e-10 RMSprop, 1e-8 Adam)")
-    p.add_argument("--gp-weight", type=float, default=10.0)
-    p.add_argument("--clip-value", type=float, default=0.01)
-    p.add_argument("--epochs", type=int, default=10,
-                   help="progress lines / checkpoints (a kill costs at most one epoch)")
-    p.add_argument("--stats-every", type=int, default=10)
-    p.add_argument("--gap-samples", type=int, default=1000)
-    p.add_argument("--quality-samples", type=int, default=0,
-                   help="toy sets: W1 / modes of this many generated points after every epoch (quality.csv); 0: off")
-    p.add_argument("--train-size", type=int, default=None)
-    p.add_argument("--checkpoint-dir", default=None,
-                   help="crash-safe checkpoints (default OUT_DIR/checkpoints; {seed} as in --out-dir); rerun the "
-                        "same command after a kill to resume exactly where the last epoch ended")
-    p.add_argument("--jit-compile", default="auto", choices=["auto", "on", "off"],
-                   help="XLA: auto = where measured faster on a CPU for this model and run length (run.json records it)")
-    p.add_argument("--threads", type=int, default=None)
-    p.add_argument("--verbose", type=int, default=2)
-    # --- multi-worker (issue 11)
-    p.add_argument("--distribute", default="auto", choices=["auto", "none", "mirrored", "multi-worker"],
-                   help="auto: multi-worker if TF_CONFIG names a cluster, mirrored if --replicas > 1, else none")
-    p.add_argument("--replicas", type=int, default=1,
-                   help="replicas of a one-process mirrored run (logical CPUs on a CPU machine)")
-    # --- end multi-worker
+    from keras_sngan.poster.running.spec import RunSpec
+
+    p = sub.add_parser("train", help="train one WGAN with per-iteration diagnostics, every seed given")
+    RunSpec.add_arguments(p)  # one option per setting of the run specification
 
 
 def _add_simple(sub):
@@ -266,23 +224,6 @@ def _pairs(items):
 BACKEND_COMMANDS = ("lipschitz", "train", "classifier", "evaluate", "overfit")
 
 
-def _per_seed(option: str, template: str, seeds) -> list[str]:
-    """One path per seed: ``{seed}`` in ``template`` replaced (required when there are several seeds)."""
-    if "{seed}" not in template:
-        if len(seeds) > 1:
-            raise ValueError(
-                f"`{option}` must contain {{seed}} when several seeds are given ({seeds}), received {template!r}."
-            )
-        return [template]
-    return [template.replace("{seed}", str(seed)) for seed in seeds]
-
-
-def _seed_dirs(args):
-    """``train``'s output and checkpoint directories, one per seed (checked from the arguments alone)."""
-    out_dirs = _per_seed("--out-dir", args.out_dir, args.seed)
-    return out_dirs, None if args.checkpoint_dir is None else _per_seed("--checkpoint-dir", args.checkpoint_dir, args.seed)
-
-
 def _error(command, error) -> int:
     """Print a command's ValueError (and its notes, e.g. which seed of a several-seed run failed); exit status 2."""
     print(f"keras-sngan {command}: error: {error}", file=sys.stderr)
@@ -293,20 +234,20 @@ def _error(command, error) -> int:
 
 def run(args) -> dict | None:
     """Dispatch parsed arguments to the library; return what it returns."""
-    from keras_sngan.experiments import io
+    from keras_sngan import runtime
 
     if args.command == "variance":
         if args.threads is not None:
-            io.limit_threads(args.threads)
-        from keras_sngan.experiments import variance
+            runtime.limit_threads(args.threads)
+        from keras_sngan.poster.running import variance
 
         return variance.run(
             args.out_dir, args.widths, args.s2, args.samples, args.depths, args.activations,
             args.c_values, args.bsn_scale, width=args.width, batch=args.batch, seed=args.seed,
         )
     if args.command == "lipschitz":
-        io.configure_tensorflow(args.threads, args.seed)
-        from keras_sngan.experiments import lipschitz_activations
+        runtime.configure_tensorflow(args.threads, args.seed)
+        from keras_sngan.poster.running import lipschitz_activations
 
         conv = dict(
             image_size=args.conv_image_size, channels=args.conv_channels, base_channels=args.conv_base_channels,
@@ -318,32 +259,17 @@ def run(args) -> dict | None:
             train_steps=args.train_steps, n_starts=args.n_starts, search_steps=args.search_steps, conv=conv, seed=args.seed,
         )
     if args.command == "train":
-        from keras_sngan.experiments import training
+        from keras_sngan.poster.running import training
+        from keras_sngan.poster.running.spec import RunSpec
 
-        model = dict(width=args.width, depth=args.depth, activation=args.activation, sn_method=args.sn_method,
-                     critic_channels=args.critic_channels, generator_channels=args.generator_channels)
-        if args.latent_dim is not None:
-            model["latent_dim"] = args.latent_dim
-        optimizer = dict(name=args.optimizer, learning_rate=args.learning_rate, beta_1=args.beta_1, beta_2=args.beta_2,
-                         epsilon=args.epsilon)
-        out_dirs, checkpoint_dirs = _seed_dirs(args)
-        infos = training.train_seeds(
-            out_dirs, args.dataset, args.method, args.seed, args.iterations, args.batch_size,
-            n_critic=args.n_critic, model=model, optimizer=optimizer, gp_weight=args.gp_weight,
-            clip_value=args.clip_value, epochs=args.epochs, stats_every=args.stats_every,
-            gap_samples=args.gap_samples, train_size=args.train_size, checkpoint_dirs=checkpoint_dirs,
-            threads=args.threads, verbose=args.verbose,
-            distribute=args.distribute, replicas=args.replicas,  # multi-worker (issue 11)
-            jit_compile={"auto": "auto", "on": True, "off": False}[args.jit_compile],
-            quality_samples=args.quality_samples,
-        )
+        infos = training.train(RunSpec.from_args(args))
         return infos[0] if len(infos) == 1 else infos
     if args.command == "classifier":
-        from keras_sngan.experiments import training
+        from keras_sngan.poster.running import training
 
         return training.train_classifier(args.out, dataset=args.dataset, threads=args.threads)
     if args.command == "evaluate":
-        from keras_sngan.experiments import training
+        from keras_sngan.poster.running import training
 
         return [
             training.evaluate(run, os.path.join(run, "eval"), classifier_path=args.classifier,
@@ -351,31 +277,31 @@ def run(args) -> dict | None:
             for run in args.run_dirs
         ]
     if args.command == "gradient-flow":
-        from keras_sngan.experiments import gradient_flow
+        from keras_sngan.poster.reporting import gradient_flow
 
         labels, paths = _pairs(args.runs)
         gradient_flow.run(paths, labels, args.out, args.iterations)
         return None
     if args.command == "curves":
-        from keras_sngan.experiments import claims
+        from keras_sngan.poster.reporting import tables
 
-        claims.training_curves(args.runs, args.out, every=args.every)
+        tables.training_curves(args.runs, args.out, every=args.every)
         return None
     if args.command == "summarize":
-        from keras_sngan.experiments import claims
+        from keras_sngan.poster.reporting import tables
 
-        claims.summary_table(args.metrics, args.out_csv, args.out_md)
+        tables.summary_table(args.metrics, args.out_csv, args.out_md)
         return None
     if args.command == "figure":
-        from keras_sngan.experiments import figures
+        from keras_sngan.poster.reporting import figures
 
         figures.draw(args.name, args.inputs, args.out)
         return None
     if args.command == "claims":
-        from keras_sngan.experiments import claims
+        from keras_sngan.poster.reporting import claims_report
 
         labels, paths = _pairs(args.gradient_flow)
-        result = claims.run(
+        result = claims_report.run(
             args.variance_dir, args.lipschitz_dir, args.runs, dict(zip(labels, paths)),
             out_md=args.out_md, out_json=args.out_json, window=tuple(args.window),
             overfit_csv=args.overfitting, out_html=args.out_html, variance_width=args.variance_width,
@@ -384,7 +310,8 @@ def run(args) -> dict | None:
         )
         return {c["id"]: c["verdict"] for c in result["claims"]}
     if args.command == "overfit":
-        from keras_sngan.experiments import overfitting
+        from keras_sngan.poster.plumbing.runs import overfitting_final
+        from keras_sngan.poster.running import overfitting
 
         optimizer = dict(name=args.optimizer, learning_rate=args.learning_rate, beta_1=args.beta_1, beta_2=args.beta_2,
                          epsilon=args.epsilon)
@@ -394,20 +321,20 @@ def run(args) -> dict | None:
             width=args.width, depth=args.depth, optimizer=optimizer, gp_weight=args.gp_weight,
             clip_value=args.clip_value, sn_method=args.sn_method, threads=args.threads,
         )
-        last = overfitting.final(table)
+        last = overfitting_final(table)
         return {"rows": len(table), "mean_final_std_gap": float(last["std_gap"].mean())}
     if args.command == "overfit-table":
-        from keras_sngan.experiments import overfitting
+        from keras_sngan.poster.running import overfitting
 
         overfitting.combine(args.inputs, args.out)
         return None
     if args.command == "convergence":
-        from keras_sngan.experiments import convergence
+        from keras_sngan.poster.judging import convergence
 
         table = convergence.run(args.runs, args.out_csv, args.out_md, out_json=args.out_json)
         return convergence.reached(table)
     if args.command == "robustness":
-        from keras_sngan.experiments import robustness
+        from keras_sngan.poster.judging import robustness
 
         for item in args.variant:
             if len(item) < 2:
@@ -420,37 +347,29 @@ def run(args) -> dict | None:
         return {cid: f"{c['k']} of {c['n']}" + (f", fragile ({', '.join(c['flipped_by'])})" if c["fragile"] else "")
                 for cid, c in result["claims"].items() if c["base"] is not None}
     if args.command == "agreement":
-        from keras_sngan.experiments import agreement
+        from keras_sngan.poster.judging import agreement
 
         return agreement.compare(args.committed, args.reproduced, out_md=args.out)
     raise ValueError(f"unknown command {args.command!r}")  # argparse prevents this
 
 
 def main(argv=None) -> int:
-    """Entry point of the ``keras-sngan`` console script.
+    """Run one ``keras-sngan`` command in this process; return its exit status.
 
-    Run as the console script (``argv`` None) with ``KERAS_SNGAN_WARM_START=1``,
-    the command runs in a process forked from a warm server that has
-    TensorFlow imported (:mod:`keras_sngan.warm_start`); otherwise, or when no
-    server is ready yet, here.
+    ``argv``: the command's arguments (default ``sys.argv[1:]``). The console
+    script (:mod:`keras_sngan.poster.command`) first offers the command to a
+    warm server (:mod:`keras_sngan.poster.warm_start`), whose forked child
+    calls this function too.
     """
-    if argv is None:
-        from keras_sngan import warm_start
+    args = build_parser().parse_args(argv)
+    if args.command == "train":  # the run specification is checked whole before the backend's seconds of import
+        from keras_sngan.poster.running.spec import RunSpec
 
         try:
-            status = warm_start.run(sys.argv[1:])
-        except ValueError as error:
-            print(f"keras-sngan: error: {error}", file=sys.stderr)
-            return 2
-        if status is not None:
-            return status
-    args = build_parser().parse_args(argv)
-    if args.command == "train":  # checks of the arguments alone, before the backend's seconds of import
-        try:
-            _seed_dirs(args)
+            RunSpec.from_args(args)
         except ValueError as error:
             return _error(args.command, error)
-    from keras_sngan.experiments import timing
+    from keras_sngan.poster.plumbing import timing
 
     timing.add("import", timing.process_start_seconds_ago())  # interpreter, keras_sngan and its libraries
     if args.command in BACKEND_COMMANDS:  # start the backend here, so the record charges it to `import`
@@ -460,10 +379,10 @@ def main(argv=None) -> int:
         result = run(args)
     except ValueError as error:
         return _error(args.command, error)
-    finally:  # the job's timing record, into its log (keras_sngan.experiments.timing)
+    finally:  # the job's timing record, into its log (keras_sngan.poster.plumbing.timing)
         print(timing.line(args.command), file=sys.stderr, flush=True)
     if args.command == "agreement":  # a verdict for people and for make: the list, and the exit status
-        from keras_sngan.experiments.agreement import difference_lines
+        from keras_sngan.poster.judging.agreement import difference_lines
 
         print("\n".join([result["headline"].split(":")[0] + f" ({args.reproduced} vs {args.committed})",
                          *difference_lines(result)]))

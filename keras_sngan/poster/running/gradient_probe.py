@@ -22,7 +22,7 @@ The probe is a pure function of the current weights: it draws no random
 numbers from TensorFlow or Keras and assigns no variable, so recording it
 changes nothing in training and a run interrupted and resumed stays
 bit-identical to an uninterrupted one. The recorder of
-:mod:`keras_sngan.experiments.training` calls it after each generator update
+:mod:`keras_sngan.poster.running.training` calls it after each generator update
 (and once on the initialized models, iteration 0).
 """
 

@@ -19,7 +19,7 @@ temporary directories are removed. After a new checkpoint is in place the
 older ones are deleted.
 
 The data order needs no checkpoint: it is a pure function of (seed, step),
-see :mod:`keras_sngan.experiments.data_stream`.
+see :mod:`keras_sngan.poster.plumbing.data_stream`.
 
 Test hook: with ``KERAS_SNGAN_TEST_PAUSE=step:N`` a run stops (sleeps until
 killed, or until the test removes the ``paused`` file) after generator iteration ``N``; with ``write:E`` it stops in the
@@ -175,7 +175,7 @@ class CheckpointStore:
         outputs. A multi-worker task cannot run twice at once (its
         ``TF_CONFIG`` port is taken), so this guards single-process runs.
         """
-        from keras_sngan.experiments import locks
+        from keras_sngan.poster.plumbing import locks
 
         note = os.path.join(self.directory, WAITING)
 
@@ -225,7 +225,7 @@ def make_checkpoint_callback(store: CheckpointStore, state_fn, steps_per_epoch: 
             pause_for_tests(f"step:{self._epoch * steps_per_epoch + batch + 1}", store.directory)
 
         def on_epoch_end(self, epoch, logs=None):
-            from keras_sngan.experiments import timing
+            from keras_sngan.poster.plumbing import timing
 
             with timing.phase("io"):
                 store.save(epoch + 1, self.model, state_fn())
