@@ -48,11 +48,6 @@ WAITING = "waiting"  # left by a process waiting for that lock
 _PREFIX = "epoch-"
 
 
-def fingerprint(params: dict) -> str:
-    """SHA-256 of the run parameters that decide the numbers of a run."""
-    return hashlib.sha256(json.dumps(params, sort_keys=True, default=str).encode()).hexdigest()
-
-
 def sha256(path) -> str:
     digest = hashlib.sha256()
     with open(path, "rb") as handle:
@@ -87,7 +82,7 @@ class CheckpointStore:
     Args:
         directory: where the checkpoints live; keep it outside any pipeline
             output (Snakemake deletes the outputs of a failed job).
-        params_fingerprint: :func:`fingerprint` of the run's parameters; a
+        params_fingerprint: the run's :meth:`RunSpec.fingerprint <keras_sngan.poster.running.spec.RunSpec.fingerprint>`; a
             checkpoint written with other parameters is refused with a clear
             error instead of being resumed.
     """
