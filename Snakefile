@@ -10,6 +10,8 @@ Data flow: config -> rule -> `keras-sngan <command>` -> keras_sngan.poster
 -> files under config["results"]. The rules hold no science.
 """
 
+import os
+
 from snakemake.utils import min_version, validate
 
 min_version("8.0")
@@ -21,11 +23,18 @@ configfile: "config/config.yaml"
 validate(config, schema="config/schema.yaml")
 
 
-# With `warm_start: true` every `keras-sngan` job forks from one warm process that has imported
-# TensorFlow (about 6 s of CPU saved per job; keras_sngan/poster/warm_start.py); SLURM jobs start cold.
+# `backend`: the Keras backend of every job (KERAS_BACKEND). With `warm_start: true` every
+# `keras-sngan` job on TensorFlow forks from one warm process that has imported it (about 6 s of CPU
+# saved per job; keras_sngan/poster/warm_start.py); SLURM jobs and other backends start cold.
 # (The prefix replaces Snakemake's default one, bash strict mode, so it repeats it.)
+BACKEND = config.get("backend", "tensorflow")
 _WARM = "1" if config["warm_start"] in (True, "true") else "0"
-shell.prefix(f"set -euo pipefail; export KERAS_SNGAN_WARM_START={_WARM}; ")
+# On JAX the jobs share XLA's compiled programs through JAX's persistent cache (in the results directory,
+# so a fresh directory starts cold): the test profile's jobs took 2 min instead of 3 (docs/performance.md).
+_JAX_CACHE = (f"export JAX_COMPILATION_CACHE_DIR={os.path.abspath(config['results'])}/.jax-cache "
+              "JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS=0 JAX_PERSISTENT_CACHE_MIN_ENTRY_SIZE_BYTES=0; "
+              if BACKEND == "jax" else "")
+shell.prefix(f"set -euo pipefail; export KERAS_BACKEND={BACKEND} KERAS_SNGAN_WARM_START={_WARM}; {_JAX_CACHE}")
 
 
 include: "workflow/rules/common.smk"

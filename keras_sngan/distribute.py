@@ -152,8 +152,19 @@ def make_strategy(mode: str = "auto", replicas: int = 1, threads: int | None = N
             ops can no longer be configured.
     """
     mode = resolve_mode(mode, replicas)
+    import keras
+
     from keras_sngan import runtime
 
+    if keras.backend.backend() != "tensorflow":
+        if mode != "none":
+            raise ValueError(
+                f"`distribute`={mode!r} needs the TensorFlow backend (tf.distribute), received the "
+                f"{keras.backend.backend()!r} backend; use 'none' (one process, one device) or "
+                "KERAS_BACKEND=tensorflow."
+            )
+        runtime.configure(threads)
+        return SingleProcess()
     runtime.configure_tensorflow(threads)
     import tensorflow as tf
 
@@ -188,6 +199,22 @@ def make_strategy(mode: str = "auto", replicas: int = 1, threads: int | None = N
             "other TensorFlow operation."
         )
     return tf.distribute.MirroredStrategy(devices[:replicas])
+
+
+class SingleProcess:
+    """The strategy of a one-process, one-device run on a backend other than TensorFlow.
+
+    It answers what the training code asks a `tf.distribute.Strategy`: one
+    replica in sync, a scope that does nothing, no cluster.
+    """
+
+    num_replicas_in_sync = 1
+    cluster_resolver = None
+
+    def scope(self):
+        import contextlib
+
+        return contextlib.nullcontext()
 
 
 def check_global_batch(batch_size: int, strategy) -> None:
@@ -264,6 +291,8 @@ def shard_by_data(dataset):
     sharded by file, so workers would see other batches than a one-process
     run (or fail with fewer files than workers).
     """
+    if not hasattr(dataset, "with_options"):  # not a tf.data.Dataset: nothing shards it
+        return dataset
     import tensorflow as tf
 
     options = tf.data.Options()
@@ -280,11 +309,12 @@ def check_same_state(strategy, variables, what: str = "model") -> None:
     directory is not on a file system the other workers see).
     """
     import numpy as np
-    import tensorflow as tf
 
     task_type, _ = worker_role(strategy)
     if task_type is None:
         return
+    import tensorflow as tf
+
     local = [np.asarray(v.numpy() if hasattr(v, "numpy") else v, dtype=np.float64) for v in variables]
     checksum = np.array([sum(float(np.sum(a)) for a in local), sum(float(np.sum(a * a)) for a in local)])
     values = strategy.experimental_distribute_values_from_function(

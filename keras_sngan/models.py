@@ -71,7 +71,18 @@ def _activation(activation, negative_slope, name):
     return keras.layers.Activation(activation, name=name)
 
 
-def toy_generator(latent_dim=2, output_dim=2, width=512, depth=3, name="toy_generator"):
+TOY_INITIALIZERS = ("glorot", "gan_toy")
+
+
+def _toy_kernel_initializers(initializer, owner):
+    """(hidden, output) kernel initializers of a toy MLP: ``"glorot"`` (Keras' Dense default) everywhere,
+    or ``"gan_toy"``: WGAN-GP gan_toy.py's ``initialization='he'`` (He-uniform) hidden layers and Glorot output."""
+    if initializer not in TOY_INITIALIZERS:
+        raise ValueError(f"{owner}: `initializer` must be one of {list(TOY_INITIALIZERS)}, received {initializer!r}.")
+    return ("he_uniform" if initializer == "gan_toy" else "glorot_uniform"), "glorot_uniform"
+
+
+def toy_generator(latent_dim=2, output_dim=2, width=512, depth=3, name="toy_generator", initializer="glorot"):
     """The WGAN-GP toy generator: noise -> ``depth`` x ``width`` ReLU -> samples.
 
     Args:
@@ -80,6 +91,10 @@ def toy_generator(latent_dim=2, output_dim=2, width=512, depth=3, name="toy_gene
         width: units per hidden layer.
         depth: number of hidden layers.
         name: model name.
+        initializer: ``"glorot"`` (Keras' Dense default, Glorot-uniform
+            everywhere) or ``"gan_toy"`` (gan_toy.py's: He-uniform hidden
+            ReLU layers, ``initialization='he'``, std ``sqrt(2 / fan_in)``;
+            Glorot-uniform output layer).
 
     Example:
         >>> generator = toy_generator()   # 2 -> 512 -> 512 -> 512 -> 2
@@ -92,11 +107,12 @@ def toy_generator(latent_dim=2, output_dim=2, width=512, depth=3, name="toy_gene
     check_int("output_dim", output_dim, 1, owner="toy_generator")
     check_int("width", width, 1, owner="toy_generator")
     check_int("depth", depth, 0, owner="toy_generator")
+    hidden, output = _toy_kernel_initializers(initializer, "toy_generator")
     inputs = keras.Input(shape=(latent_dim,), name="noise")
     x = inputs
     for i in range(depth):
-        x = keras.layers.Dense(width, activation="relu", name=f"dense_{i}")(x)
-    outputs = keras.layers.Dense(output_dim, name="samples")(x)
+        x = keras.layers.Dense(width, activation="relu", kernel_initializer=hidden, name=f"dense_{i}")(x)
+    outputs = keras.layers.Dense(output_dim, kernel_initializer=output, name="samples")(x)
     return keras.Model(inputs, outputs, name=name)
 
 
@@ -111,6 +127,7 @@ def toy_critic(
     clip_value=0.01,
     activation="relu",
     name="toy_critic",
+    initializer="glorot",
 ):
     """The WGAN-GP toy critic: samples -> ``depth`` x ``width`` -> one score.
 
@@ -127,6 +144,8 @@ def toy_critic(
         activation: ``"relu"``, ``"leaky_relu"`` (slope 0.2), ``"gelu"`` or
             ``"swish"``.
         name: model name.
+        initializer: ``"glorot"`` or ``"gan_toy"`` (He-uniform hidden
+            layers, Glorot-uniform score layer), as for :func:`toy_generator`.
 
     Example:
         >>> critic = toy_critic(depth=12, lipschitz="clip", clip_value=0.01)
@@ -139,13 +158,14 @@ def toy_critic(
     check_int("depth", depth, 0, owner="toy_critic")
     check_int("sn_power_iterations", sn_power_iterations, 1, owner="toy_critic")
     _check_critic_args("toy_critic", lipschitz, sn_method, sn_scale, clip_value, activation)
+    hidden, output = _toy_kernel_initializers(initializer, "toy_critic")
     linear = _LinearFactory(lipschitz, sn_method, sn_scale, sn_power_iterations, clip_value)
     inputs = keras.Input(shape=(input_dim,), name="samples")
     x = inputs
     for i in range(depth):
-        x = linear(keras.layers.Dense, width, name=f"dense_{i}")(x)
+        x = linear(keras.layers.Dense, width, kernel_initializer=hidden, name=f"dense_{i}")(x)
         x = _activation(activation, 0.2, name=f"act_{i}")(x)
-    outputs = linear(keras.layers.Dense, 1, name="score")(x)
+    outputs = linear(keras.layers.Dense, 1, kernel_initializer=output, name="score")(x)
     return keras.Model(inputs, outputs, name=name)
 
 

@@ -1,9 +1,11 @@
 """Threads and seeds of this process: how many cores a job may use, and where its random numbers start.
 
-:func:`limit_threads` caps the BLAS / OpenMP pools; :func:`configure_tensorflow`
-also sizes TensorFlow's own pools (before its first op) and seeds Python,
-NumPy and the backend. `keras_sngan.distribute` and the pipeline's jobs call
-them first thing, so ``snakemake --cores N`` means at most N busy threads.
+:func:`limit_threads` caps the BLAS / OpenMP pools; :func:`configure` also
+sizes the Keras backend's own pools (before its first op) and seeds Python,
+NumPy and the backend: TensorFlow's intra-op pool (:func:`configure_tensorflow`),
+XLA's CPU pool on JAX (:func:`configure_jax`), PyTorch's intra-op pool.
+`keras_sngan.distribute` and the pipeline's jobs call it first thing, so
+``snakemake --cores N`` means at most N busy threads on every backend.
 """
 
 from __future__ import annotations
@@ -36,6 +38,93 @@ def limit_threads(threads: int) -> None:
     from threadpoolctl import threadpool_limits
 
     threadpool_limits(limits=int(threads))
+
+
+def configure(threads: int | None = None, seed: int | None = None) -> None:
+    """Limit the Keras backend's CPU threads (before its first op) and seed everything.
+
+    Dispatches on ``keras.backend.backend()``: :func:`configure_tensorflow`,
+    :func:`configure_jax`, or for PyTorch ``torch.set_num_threads``. The
+    arguments are those of :func:`configure_tensorflow`.
+    """
+    import keras
+
+    backend = keras.backend.backend()
+    if backend == "tensorflow":
+        configure_tensorflow(threads, seed)
+        return
+    if backend == "jax":
+        configure_jax(threads)
+    else:
+        if threads is not None:
+            limit_threads(threads)
+        if backend == "torch" and threads is not None:
+            import torch
+
+            torch.set_num_threads(int(threads))
+    if seed is not None:
+        keras.utils.set_random_seed(int(seed))
+
+
+def configure_jax(threads: int | None = None) -> None:
+    """Cap JAX's CPU compute at ``threads`` threads (with BLAS / OpenMP), before JAX's first op.
+
+    XLA's CPU client sizes its compute pool from the CPUs this process may
+    run on when the client starts, and (JAX 0.10) ignores ``XLA_FLAGS``'
+    ``intra_op_parallelism_threads``: measured on this project's 2-core
+    machine, a 2048 x 2048 matmul used 1.9-2.0 cores with those flags set to
+    1. So the client is started here with the process pinned to ``threads``
+    of its CPUs, and then every thread of the process is given all of them
+    back: the pool keeps ``threads`` workers (measured: 1.00 core), which the
+    kernel may still place on any CPU, so jobs that share a machine do not
+    pile onto the same core. Linux only (``os.sched_setaffinity``); elsewhere
+    only BLAS / OpenMP are capped.
+
+    Raises:
+        RuntimeError: JAX's backends already started with more threads than
+            ``threads``: call this before any JAX computation.
+    """
+    if threads is None:
+        return
+    limit_threads(threads)
+    if not hasattr(os, "sched_setaffinity"):
+        return
+    allowed = sorted(os.sched_getaffinity(0))
+    if _jax_started():
+        if _jax_pool_threads() > threads:
+            raise RuntimeError(
+                f"configure_jax: cannot set `threads`={threads}: JAX already started, with its CPU pool "
+                f"sized for {_jax_pool_threads()} CPUs. Call it before any JAX computation, e.g. before "
+                "building a model or an optimizer."
+            )
+        return
+    import jax
+
+    os.sched_setaffinity(0, allowed[: int(threads)])
+    try:
+        jax.devices()  # starts the backends while only `threads` CPUs are visible
+    finally:
+        for task in os.listdir("/proc/self/task"):
+            try:
+                os.sched_setaffinity(int(task), allowed)
+            except OSError:  # a thread that ended meanwhile
+                pass
+    _POOL["threads"] = int(threads)
+
+
+_POOL = {}  # the thread count JAX's CPU client was started with by configure_jax
+
+
+def _jax_pool_threads() -> int:
+    return _POOL.get("threads", len(os.sched_getaffinity(0)))
+
+
+def _jax_started() -> bool:
+    """Whether JAX created its backends (after which its CPU pool has its size)."""
+    import sys
+
+    bridge = sys.modules.get("jax._src.xla_bridge")
+    return bool(getattr(bridge, "_backends", None))
 
 
 def configure_tensorflow(threads: int | None = None, seed: int | None = None) -> None:

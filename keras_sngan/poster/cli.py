@@ -195,8 +195,16 @@ def _add_agreement(sub):
     p.add_argument("--out", default=None, help="Markdown report (a JSON twin is written next to it)")
 
 
+BACKENDS = ("tensorflow", "jax", "torch")
+
+
 def build_parser():
     parser = argparse.ArgumentParser(prog="keras-sngan", description=__doc__.split("\n\n")[0])
+    parser.add_argument(
+        "--backend", choices=BACKENDS, default=None,
+        help="Keras backend of the command (default: $KERAS_BACKEND, else Keras' default, tensorflow); "
+             "give it before the command: keras-sngan --backend jax train ...",
+    )
     sub = parser.add_subparsers(dest="command", required=True)
     _add_variance(sub)
     _add_lipschitz(sub)
@@ -224,6 +232,25 @@ def _pairs(items):
 BACKEND_COMMANDS = ("lipschitz", "train", "classifier", "evaluate", "overfit")
 
 
+def select_backend(backend: str | None) -> None:
+    """Make ``backend`` the Keras backend of this process (``KERAS_BACKEND``), before Keras is imported.
+
+    ``None`` keeps ``$KERAS_BACKEND`` (else Keras' default, tensorflow).
+
+    Raises:
+        ValueError: Keras is already imported with another backend.
+    """
+    if backend is None:
+        return
+    keras = sys.modules.get("keras")
+    if keras is not None and keras.backend.backend() != backend:
+        raise ValueError(
+            f"`--backend`={backend!r}, but this process already runs Keras on {keras.backend.backend()!r}; "
+            f"set KERAS_BACKEND={backend} before the command starts."
+        )
+    os.environ["KERAS_BACKEND"] = backend
+
+
 def _error(command, error) -> int:
     """Print a command's ValueError (and its notes, e.g. which seed of a several-seed run failed); exit status 2."""
     print(f"keras-sngan {command}: error: {error}", file=sys.stderr)
@@ -246,7 +273,7 @@ def run(args) -> dict | None:
             args.c_values, args.bsn_scale, width=args.width, batch=args.batch, seed=args.seed,
         )
     if args.command == "lipschitz":
-        runtime.configure_tensorflow(args.threads, args.seed)
+        runtime.configure(args.threads, args.seed)
         from keras_sngan.poster.running import lipschitz_activations
 
         conv = dict(
@@ -362,6 +389,10 @@ def main(argv=None) -> int:
     calls this function too.
     """
     args = build_parser().parse_args(argv)
+    try:
+        select_backend(args.backend)
+    except ValueError as error:
+        return _error(args.command, error)
     if args.command == "train":  # the run specification is checked whole before the backend's seconds of import
         from keras_sngan.poster.running.spec import RunSpec
 

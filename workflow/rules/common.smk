@@ -64,6 +64,26 @@ if QUALITY and IMAGE_SETS:
         f"config: `compare.quality_samples`={QUALITY} records W1 and modes of 2-d points: it needs toy "
         f"datasets only, received `compare.datasets`={CMP['datasets']} (image sets {IMAGE_SETS}); set it to 0."
     )
+# Jobs that cannot run on the chosen backend are refused here, when the workflow is built.
+IMAGE_ARRAYS = config.get("image_arrays")
+if BACKEND == "tensorflow" and importlib.util.find_spec("tensorflow") is None:
+    raise ValueError(
+        "config: `backend` is 'tensorflow', but TensorFlow is not installed in this environment "
+        "(pip install 'keras-sngan[cpu]'); or run every job on JAX: --config backend=jax."
+    )
+for _dataset in IMAGE_SETS:
+    if _dataset == "digits" or BACKEND == "tensorflow":
+        continue
+    _arrays = os.path.join(IMAGE_ARRAYS, f"{_dataset}.npz") if IMAGE_ARRAYS else None
+    if _arrays is None or not os.path.isfile(_arrays):
+        raise ValueError(
+            f"config: the jobs train_compare, classifier and evaluate of {_dataset!r} read it through "
+            f"tensorflow-datasets, which needs TensorFlow, and `backend` is {BACKEND!r}. Give it as a prepared "
+            f"array file: on a machine with TensorFlow run `keras-sngan prepare-images --dataset {_dataset} "
+            f"--out DIR/{_dataset}.npz`, then set `image_arrays: DIR`"
+            + (f" ({_arrays} does not exist)." if _arrays else " in the config.")
+        )
+
 # The long profile reads the experiments that do not depend on the comparison's
 # settings (variance, Lipschitz, overfitting, gradient flow) from this results
 # directory instead of recomputing them.
@@ -92,7 +112,7 @@ def run_spec(where, section, method, seeds, out_dir, checkpoint_dir, **fixed):
 def compare_spec(dataset, method, changes=None, out=None, ckpt=None, where="compare"):
     """One comparison cell (dataset, method): every seed of `compare.seeds`, or a robustness variant's run.
 
-    ``changes``: a robustness variant's changes (`seeds`, toy `width`, `gp_weight`, `iterations`). On the 2-d
+    ``changes``: a robustness variant's changes (`seeds`, toy `width`, `gp_weight`, `iterations`, `initializer`). On the 2-d
     toy sets the penalty weight of GP is ``compare.toy.gp_weight`` (gan_toy.py's 0.1), or the variant's;
     elsewhere ``methods.gp.gp_weight``.
     """
@@ -103,7 +123,7 @@ def compare_spec(dataset, method, changes=None, out=None, ckpt=None, where="comp
     origin = "compare.toy" if toy else "compare.images"
     if changes and toy:  # a robustness variant's own width and length
         origin = where
-        section.update({k: changes[k] for k in ("width", "iterations") if k in changes})
+        section.update({k: changes[k] for k in ("width", "iterations", "initializer") if k in changes})
     fixed = {"dataset": dataset}
     if toy and method == "gp":
         fixed["gp_weight"] = changes.get("gp_weight", toy_gp_weight)

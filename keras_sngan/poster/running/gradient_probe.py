@@ -19,11 +19,15 @@ elsewhere). :class:`GradientProbe` measures all of them alike:
   exactly zero gradient gives exactly 0 (no ``+ eps`` under the root).
 
 The probe is a pure function of the current weights: it draws no random
-numbers from TensorFlow or Keras and assigns no variable, so recording it
+numbers from the backend or Keras and assigns no variable, so recording it
 changes nothing in training and a run interrupted and resumed stays
 bit-identical to an uninterrupted one. The recorder of
 :mod:`keras_sngan.poster.running.training` calls it after each generator update
 (and once on the initialized models, iteration 0).
+
+It runs on every Keras backend: compiled with `tf.function` on TensorFlow,
+with `jax.jit` over the models' ``stateless_call`` on JAX, eagerly through
+`keras_sngan.wgan.autodiff` elsewhere.
 """
 
 from __future__ import annotations
@@ -31,8 +35,6 @@ from __future__ import annotations
 import weakref
 
 import numpy as np
-
-from keras_sngan.tf_required import require_tensorflow
 
 PROBE_STREAM = 7_919  # the probe's NumPy stream, separate from every other seeded draw
 
@@ -50,18 +52,38 @@ def input_gradient_norms(critic, x):
         >>> float(input_gradient_norms(critic, np.zeros((1, 2), "float32"))[0])  # ||(1, 1)|| = sqrt(2)
         1.4142135...
     """
-    require_tensorflow("input_gradient_norms")
-    import tensorflow as tf
+    grads = _input_gradients_eager(critic, np.asarray(x, np.float32))
+    return _norms(grads)
 
-    x = tf.convert_to_tensor(np.asarray(x, np.float32))
-    with tf.GradientTape() as tape:
-        tape.watch(x)
-        total = tf.reduce_sum(tf.cast(critic(x, training=False), tf.float32))
-    grads = tape.gradient(total, x)
-    if grads is None:  # the critic ignores its input: its gradient is exactly zero
-        return np.zeros(len(x), np.float64)
-    axes = list(range(1, len(grads.shape)))
-    return np.sqrt(np.sum(np.square(grads.numpy().astype(np.float64)), axis=tuple(axes)))
+
+def _norms(grads) -> np.ndarray:
+    """Per-sample Euclidean norms in float64 (zeros for a ``None`` gradient: the critic ignores its input)."""
+    if grads is None:
+        return np.zeros(0)
+    import keras
+
+    grads = np.asarray(keras.ops.convert_to_numpy(grads), np.float64)
+    return np.sqrt(np.sum(np.square(grads), axis=tuple(range(1, grads.ndim))))
+
+
+def _input_gradients_eager(critic, x):
+    """``d sum(critic(x)) / d x`` in inference mode, on the current backend, no compilation."""
+    import keras
+
+    from keras_sngan.wgan import autodiff
+
+    if keras.backend.backend() == "tensorflow":
+        import tensorflow as tf
+
+        x = tf.convert_to_tensor(x)
+        with tf.GradientTape() as tape:
+            tape.watch(x)
+            total = tf.reduce_sum(tf.cast(critic(x, training=False), tf.float32))
+        grads = tape.gradient(total, x)
+        return np.zeros_like(x.numpy()) if grads is None else grads
+    total = lambda x_: keras.ops.sum(keras.ops.cast(critic(x_, training=False), "float32"))  # noqa: E731
+    with keras.StatelessScope():  # assignments (none in inference mode) are dropped
+        return autodiff.input_gradient(total, keras.ops.convert_to_tensor(x), lambda: critic.variables)
 
 
 class GradientProbe:
@@ -104,18 +126,15 @@ class GradientProbe:
         """Mean over the batch of ``||grad_x f(x_hat)||`` at the current weights.
 
         The generator's forward pass, the interpolation and the critic's input
-        gradient run as one compiled TensorFlow function, traced once per
-        (critic, generator) pair: called after every generator update, the
+        gradient run as one compiled function (TensorFlow, JAX), traced once
+        per (critic, generator) pair: called after every generator update, the
         eager version cost about a third of a toy run's training time. The
         per-sample norms are then taken in float64 exactly as
         :func:`input_gradient_norms` does.
         """
-        require_tensorflow("GradientProbe")
         grads = _compiled_input_gradients(critic, generator)(self.real, self.z, self.alpha)
-        if grads is None:  # the critic ignores its input: its gradient is exactly zero
-            return 0.0
-        axes = tuple(range(1, grads.ndim))
-        return float(np.mean(np.sqrt(np.sum(np.square(grads.numpy().astype(np.float64)), axis=axes))))
+        norms = _norms(grads)
+        return float(np.mean(norms)) if len(norms) else 0.0
 
 
 _COMPILED = weakref.WeakKeyDictionary()  # critic -> {generator -> compiled probe}
@@ -123,19 +142,61 @@ _COMPILED = weakref.WeakKeyDictionary()  # critic -> {generator -> compiled prob
 
 def _compiled_input_gradients(critic, generator):
     """The probe's compiled function for one (critic, generator) pair, traced once and shared by every probe."""
-    import tensorflow as tf
+    import keras
 
     by_generator = _COMPILED.setdefault(critic, weakref.WeakKeyDictionary())
     if generator not in by_generator:
-
-        @tf.function(reduce_retracing=True)
-        def input_gradients(real, z, alpha):
-            fake = tf.reshape(tf.cast(generator(z, training=False), tf.float32), tf.shape(real))
-            x = alpha * real + (1.0 - alpha) * fake
-            with tf.GradientTape() as tape:
-                tape.watch(x)
-                total = tf.reduce_sum(tf.cast(critic(x, training=False), tf.float32))
-            return tape.gradient(total, x)
-
-        by_generator[generator] = input_gradients
+        backend = keras.backend.backend()
+        make = {"tensorflow": _tensorflow_input_gradients, "jax": _jax_input_gradients}.get(backend, _eager_input_gradients)
+        by_generator[generator] = make(critic, generator)
     return by_generator[generator]
+
+
+def _tensorflow_input_gradients(critic, generator):
+    import tensorflow as tf
+
+    @tf.function(reduce_retracing=True)
+    def input_gradients(real, z, alpha):
+        fake = tf.reshape(tf.cast(generator(z, training=False), tf.float32), tf.shape(real))
+        x = alpha * real + (1.0 - alpha) * fake
+        with tf.GradientTape() as tape:
+            tape.watch(x)
+            total = tf.reduce_sum(tf.cast(critic(x, training=False), tf.float32))
+        grads = tape.gradient(total, x)
+        return tf.zeros_like(x) if grads is None else grads
+
+    return input_gradients
+
+
+def _jax_input_gradients(critic, generator):
+    import jax
+    import jax.numpy as jnp
+
+    def pure(critic_values, generator_values, real, z, alpha):
+        fake, _ = generator.stateless_call(*generator_values, z, training=False)
+        x = alpha * real + (1.0 - alpha) * jnp.reshape(fake.astype(jnp.float32), real.shape)
+
+        def total(x_):
+            scores, _ = critic.stateless_call(*critic_values, x_, training=False)
+            return jnp.sum(scores.astype(jnp.float32))
+
+        return jax.grad(total)(x)
+
+    compiled = jax.jit(pure)
+
+    def input_gradients(real, z, alpha):
+        values = [([v.value for v in m.trainable_variables], [v.value for v in m.non_trainable_variables])
+                  for m in (critic, generator)]
+        return compiled(values[0], values[1], real, z, alpha)
+
+    return input_gradients
+
+
+def _eager_input_gradients(critic, generator):
+    import keras
+
+    def input_gradients(real, z, alpha):
+        fake = keras.ops.convert_to_numpy(generator(z, training=False)).astype(np.float32).reshape(real.shape)
+        return _input_gradients_eager(critic, alpha * real + (1.0 - alpha) * fake)
+
+    return input_gradients

@@ -157,7 +157,7 @@ def run(
     from keras_sngan.poster.running.training import make_optimizer
 
     optimizer = dict(optimizer or {"name": "adam", "learning_rate": 1e-4})
-    runtime.configure_tensorflow(threads, seeds[0])  # before the first TensorFlow op, or the thread pools are fixed
+    runtime.configure(threads, seeds[0])  # before the first TensorFlow op, or the thread pools are fixed
     make_optimizer(optimizer)  # validate before any expensive work
     data(dataset, size, seeds[0])  # validate the dataset / size pair too
     import keras

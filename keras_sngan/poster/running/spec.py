@@ -89,6 +89,9 @@ class RunSpec:
     width: int = _setting(512, help="toy MLP width", kind=int, minimum=1, group="model")
     depth: int = _setting(3, help="toy critic hidden layers", kind=int, minimum=1, group="model")
     activation: str = _setting("relu", help="toy critic activation", kind=str, group="model")
+    initializer: str = _setting("glorot", help="toy MLP kernel initializer: glorot (Keras' default) or gan_toy "
+                                "(gan_toy.py's: He-uniform hidden layers, Glorot output)", kind=str,
+                                choices=("glorot", "gan_toy"), group="model", recorded="if-set")
     sn_method: str = _setting("reshape", help="how SN takes a kernel's norm", kind=str, choices=SN_METHODS,
                               group="model")
     critic_channels: int = _setting(16, help="image critic base channels", kind=int, minimum=1, group="model")
@@ -191,14 +194,19 @@ class RunSpec:
         groups["model"]["clip_value"] = self.clip_value  # the critic's constraint is built from it
         return {**settings, **groups}
 
-    def fingerprint(self, seed: int) -> str:
+    def fingerprint(self, seed: int, backend: str = "tensorflow") -> str:
         """SHA-256 of the settings that decide the numbers of ``seed``'s run: its checkpoints' guard.
 
-        Pinned by ``tests/test_house.py`` against the fingerprints that
-        commit 482f3c1 wrote for every run of the four profiles, so a
-        checkpoint written before this object existed still resumes.
+        ``backend``: the Keras backend that trains it. Backends draw different
+        random numbers (and JAX's data order is NumPy's), so a checkpoint
+        resumes only on the backend that wrote it; ``"tensorflow"`` adds
+        nothing to the hash, so TensorFlow checkpoints written before the
+        backend was a setting keep their fingerprint. Pinned by
+        ``tests/test_house.py`` against the fingerprints that commit 482f3c1
+        wrote for every run of the four profiles.
         """
-        return fingerprint({**self.run_settings(), "seed": int(seed)})
+        extra = {} if backend == "tensorflow" else {"backend": str(backend)}
+        return fingerprint({**self.run_settings(), "seed": int(seed), **extra})
 
     # ------------------------------------------------------------------ the command line
     @classmethod

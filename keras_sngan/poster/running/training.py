@@ -61,7 +61,7 @@ def build_models(dataset: str, method: str, model: dict, sample_shape=(2,)):
     """Critic, generator and latent size for a dataset.
 
     Toy sets: the WGAN-GP MLPs (``width``, ``depth``, ``activation``,
-    ``latent_dim``). Image sets: Miyato's standard CNN at the images' size
+    ``latent_dim``, ``initializer``). Image sets: Miyato's standard CNN at the images' size
     (``critic_channels``, ``generator_channels``, ``latent_dim``).
     ``model`` may also hold ``sn_method``, ``sn_scale`` and ``clip_value``.
     """
@@ -87,10 +87,12 @@ def build_models(dataset: str, method: str, model: dict, sample_shape=(2,)):
     else:
         latent_dim = int(model.get("latent_dim", 2))
         width, depth = int(model.get("width", 512)), int(model.get("depth", 3))
+        initializer = model.get("initializer", "glorot")
         critic = models.toy_critic(
-            width=width, depth=depth, activation=model.get("activation", "relu"), **lipschitz
+            width=width, depth=depth, activation=model.get("activation", "relu"), initializer=initializer, **lipschitz
         )
-        generator = models.toy_generator(latent_dim=latent_dim, width=width, depth=int(model.get("generator_depth", 3)))
+        generator = models.toy_generator(latent_dim=latent_dim, width=width, depth=int(model.get("generator_depth", 3)),
+                                         initializer=initializer)
     return critic, generator, latent_dim
 
 
@@ -148,8 +150,13 @@ def step_model(dataset: str, model: dict) -> str:
     return f"toy_mlp_{width}" if depth == 3 else f"deep_mlp_{depth}x{width}"
 
 
-def choose_jit_compile(jit_compile, dataset: str, method: str, model: dict, iterations: int) -> bool:
+def choose_jit_compile(jit_compile, dataset: str, method: str, model: dict, iterations: int,
+                       backend: str = "tensorflow") -> bool:
     """Graph mode or XLA for one run: ``True``/``False`` as given, or ``"auto"``.
+
+    On JAX ``"auto"`` is always XLA: JAX has no graph mode, and without
+    ``jax.jit`` the step runs op by op (measured: 60-290 ms per iteration of
+    the test profile's tiny models against 3-15 ms compiled).
 
     ``"auto"`` picks XLA when, by the measurements in :data:`STEP_TIMES`, the
     time XLA saves over the run's ``iterations`` exceeds what compiling it
@@ -162,6 +169,8 @@ def choose_jit_compile(jit_compile, dataset: str, method: str, model: dict, iter
         return jit_compile
     if jit_compile != "auto":
         raise ValueError(f"train: `jit_compile` must be 'auto', True or False, received {jit_compile!r}.")
+    if backend == "jax":
+        return True
     measured = STEP_TIMES.get((step_model(dataset, model), method))
     if measured is None:
         return False
@@ -181,11 +190,27 @@ _INFERENCE = weakref.WeakKeyDictionary()  # model -> its compiled inference func
 
 
 def _compiled_inference(model):
-    """``model(x, training=False)`` as one compiled function (the gap's forward passes, every ``stats_every``)."""
-    import tensorflow as tf
+    """``model(x, training=False)`` as one compiled function (the gap's forward passes, every ``stats_every``).
+
+    `tf.function` on TensorFlow; on JAX `jax.jit` of ``model.stateless_call``
+    on the variables' current values; the eager call elsewhere.
+    """
+    import keras
 
     if model not in _INFERENCE:
-        _INFERENCE[model] = tf.function(lambda x: model(x, training=False), reduce_retracing=True)
+        backend = keras.backend.backend()
+        if backend == "tensorflow":
+            import tensorflow as tf
+
+            _INFERENCE[model] = tf.function(lambda x: model(x, training=False), reduce_retracing=True)
+        elif backend == "jax":
+            import jax
+
+            pure = jax.jit(lambda trainable, non_trainable, x: model.stateless_call(trainable, non_trainable, x, training=False)[0])
+            _INFERENCE[model] = lambda x: pure([v.value for v in model.trainable_variables],
+                                               [v.value for v in model.non_trainable_variables], x)
+        else:
+            _INFERENCE[model] = lambda x: model(x, training=False)
     return _INFERENCE[model]
 
 
@@ -339,7 +364,8 @@ def train(spec: RunSpec, callbacks=()) -> list[dict]:
     held-out real data every ``stats_every``), ``quality.csv`` (with
     ``quality_samples``), ``critic.keras``, ``generator.keras`` and
     ``run.json`` (the spec's :meth:`~RunSpec.run_settings`, the seed, the
-    latent size, seconds per iteration, wall time, the XLA choice).
+    latent size, seconds per iteration, wall time, the XLA choice, the Keras
+    backend).
 
     Each seed is the run it would make alone, and its outputs equal that lone
     run's byte for byte (``run.json``: but its wall-clock fields). What is
@@ -376,7 +402,10 @@ def train(spec: RunSpec, callbacks=()) -> list[dict]:
             f"train: `quality_samples`={spec.quality_samples} needs a 2-d toy dataset (W1 and modes of points), "
             f"received `dataset`={spec.dataset!r}; use 0 for image sets."
         )
-    jit = choose_jit_compile(spec.jit_compile, spec.dataset, spec.method, spec.run_settings()["model"], spec.iterations)
+    import keras
+
+    jit = choose_jit_compile(spec.jit_compile, spec.dataset, spec.method, spec.run_settings()["model"], spec.iterations,
+                             backend=keras.backend.backend())
     # The strategy and the thread limits before any other TensorFlow op
     # (make_optimizer creates a variable, which starts TensorFlow and fixes its pools).
     strategy = distribution.make_strategy(spec.distribute, spec.replicas, spec.threads)
@@ -404,7 +433,7 @@ def train(spec: RunSpec, callbacks=()) -> list[dict]:
 @timing.phase("build")  # what the phases measured inside (training, diagnostics, io) do not claim
 def _train_one(spec, seed, out_dir, checkpoint_dir, strategy, callbacks, jit, warm, locks):
     """One seed of :func:`train`: ``(run.json dict, its store to clear or None, the warm WGAN)``."""
-    runtime.configure_tensorflow(spec.threads, seed)  # the seed before anything draws a random number
+    runtime.configure(spec.threads, seed)  # the seed before anything draws a random number
     chief = distribution.is_chief(strategy)
     dataset, method, batch_size, n_critic = spec.dataset, spec.method, spec.batch_size, spec.n_critic
     distribution.check_global_batch(batch_size, strategy)
@@ -424,7 +453,9 @@ def _train_one(spec, seed, out_dir, checkpoint_dir, strategy, callbacks, jit, wa
     steps = spec.iterations // epochs
     # Non-chief workers of a multi-worker run checkpoint into a private copy of the chief's directory.
     checkpoint_dir = distribution.worker_checkpoint_dir(os.fspath(checkpoint_dir or os.path.join(out_dir, "checkpoints")), strategy)
-    store = checkpoints.CheckpointStore(checkpoint_dir, spec.fingerprint(seed))
+    import keras
+
+    store = checkpoints.CheckpointStore(checkpoint_dir, spec.fingerprint(seed, backend=keras.backend.backend()))
     first_batch = next(iter(data_stream.training_stream(train_real, batch_size, n_critic, seed, 0, 1)))
     recorder = _make_recorder_class()(
         steps, spec.stats_every, first_batch[::n_critic][:batch_size], train_real, heldout_real, latent_dim,
@@ -469,6 +500,7 @@ def _train_one(spec, seed, out_dir, checkpoint_dir, strategy, callbacks, jit, wa
         "resumed_from_epoch": resumed_from_epoch,
         "replicas": strategy.num_replicas_in_sync,
         "jit_compile": jit,
+        "backend": keras.backend.backend(),
         **({"quality_samples": settings["quality_samples"]} if "quality_samples" in settings else {}),
     }
     with timing.phase("io"):
@@ -572,7 +604,7 @@ def evaluate(run_dir, out_dir, classifier_path=None, n_samples: int = 1000, grid
 
 
 def _evaluate(run_dir, out_dir, classifier_path, n_samples, grid, threads) -> dict:
-    runtime.configure_tensorflow(threads)
+    runtime.configure(threads)
     import keras
 
     from keras_sngan import datasets, metrics
@@ -644,5 +676,5 @@ def _classifier(dataset: str, path):
 
 def train_classifier(path, dataset: str = "digits", threads=None) -> dict:
     """Train (or load) the cached feature classifier of an image dataset at ``path``."""
-    runtime.configure_tensorflow(threads, 0)
+    runtime.configure(threads, 0)
     return {"dataset": dataset, "test_accuracy": _classifier(dataset, path).test_accuracy}
