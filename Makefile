@@ -1,6 +1,7 @@
 # Quick start targets. They need only python3: a .venv is created on first use.
 PYTHON ?= python3
 VENV   ?= .venv
+JAX_VENV ?= .venv-jax
 BIN    := $(VENV)/bin
 # gpu extra when an NVIDIA driver answers, else the CPU build of TensorFlow.
 EXTRA  := $(shell nvidia-smi >/dev/null 2>&1 && echo gpu || echo cpu)
@@ -9,7 +10,7 @@ CORES  ?= $(shell nproc 2>/dev/null || echo 2)
 # `make reproduce` writes here, never into the committed results/.
 REPRODUCTION ?= reproduction
 
-.PHONY: install test test-torch gpu-check gpu-wheels reproduce results long benchmark docs docs-serve lint clean
+.PHONY: install test test-jax-pipeline test-torch gpu-check gpu-wheels reproduce results long benchmark docs docs-serve lint clean
 
 $(BIN)/.installed: pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -31,9 +32,21 @@ JAX_TESTS := tests/test_wgan_backends.py tests/test_landed_keras_files.py tests/
 # that share an expensive fixture carry an xdist_group mark (one worker each).
 PYTEST := $(BIN)/python -m pytest -q --dist loadgroup
 
-test: install
+test: install $(JAX_VENV)/.installed
 	$(PYTEST) -n 3
 	KERAS_BACKEND=jax $(PYTEST) -n 2 $(JAX_TESTS)
+
+# The pipeline on JAX where TensorFlow is not installed: $(JAX_VENV), a venv of its own with the jax
+# and pipeline extras only. tests/test_pipeline_on_jax.py (in `make test`'s first pass) runs the CI
+# profile there and on TensorFlow here, and `keras-sngan agreement` between the two.
+$(JAX_VENV)/.installed: pyproject.toml
+	test -x $(JAX_VENV)/bin/python || $(PYTHON) -m venv $(JAX_VENV)
+	$(JAX_VENV)/bin/python -m pip install --upgrade pip >/dev/null
+	$(JAX_VENV)/bin/python -m pip install -e ".[jax,pipeline]"
+	touch $@
+
+test-jax-pipeline: install $(JAX_VENV)/.installed
+	$(PYTEST) tests/test_pipeline_on_jax.py
 
 # The WGAN and layer modules on PyTorch (local only, not in `make test`: with no torch installed,
 # pip takes a CUDA build of several GB for `torch`; on these machines torch==2.13.0 is a CPU wheel on disk).

@@ -34,7 +34,10 @@ _WARM = "1" if config["warm_start"] in (True, "true") else "0"
 _JAX_CACHE = (f"export JAX_COMPILATION_CACHE_DIR={os.path.abspath(config['results'])}/.jax-cache "
               "JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS=0 JAX_PERSISTENT_CACHE_MIN_ENTRY_SIZE_BYTES=0; "
               if BACKEND == "jax" else "")
-shell.prefix(f"set -euo pipefail; export KERAS_BACKEND={BACKEND} KERAS_SNGAN_WARM_START={_WARM}; {_JAX_CACHE}")
+# `image_arrays`: the directory of prepared TFDS image sets (<name>.npz), read by every job instead of TFDS.
+_ARRAYS = (f"export KERAS_SNGAN_IMAGE_ARRAYS={os.path.abspath(config['image_arrays'])}; "
+           if config.get("image_arrays") else "")
+shell.prefix(f"set -euo pipefail; export KERAS_BACKEND={BACKEND} KERAS_SNGAN_WARM_START={_WARM}; {_JAX_CACHE}{_ARRAYS}")
 
 
 include: "workflow/rules/common.smk"

@@ -186,6 +186,12 @@ def mnist_metadata_dir(tmp_path):
     `tfds.testing.mock_data` then serves random examples as if the data were
     prepared there.
     """
+    return write_mnist_metadata(tmp_path)
+
+
+def write_mnist_metadata(tmp_path):
+    """MNIST's TFDS metadata (40 train, 10 test examples) in ``tmp_path``; returns it as a data_dir."""
+    os.makedirs(tmp_path, exist_ok=True)
     builder = tfds.builder("mnist", data_dir=str(tmp_path))
     os.makedirs(builder.data_dir)
     template = tfds.core.naming.ShardedFileTemplate(

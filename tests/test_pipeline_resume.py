@@ -38,10 +38,10 @@ def _wait_for_pause(marker, process):
     return int(marker.read_text().split()[1])
 
 
-def _run_command(results):
+def _run_command(results, backend="tensorflow"):
     target = results / "runs" / "compare" / "8gaussians" / "sn" / "seed0" / "run.json"
     return [os.path.join(BIN, "snakemake"), str(target), "--cores", "2", "--configfile", "config/test.yaml",
-            "--config", f"results={results}"]
+            "--config", f"results={results}", f"backend={backend}"]
 
 
 def _private_workdir(path):
@@ -53,12 +53,26 @@ def _private_workdir(path):
 
 
 @pytest.fixture(scope="module")
-def uninterrupted_run(tmp_path_factory):
-    """The single training job's outputs from an uninterrupted pipeline run."""
-    reference = tmp_path_factory.mktemp("reference")
-    done = subprocess.run(_run_command(reference), cwd=ROOT, env=subprocess_env(), capture_output=True, text=True, timeout=600)
-    assert done.returncode == 0, done.stderr[-3000:]
-    return reference
+def uninterrupted_runs(tmp_path_factory):
+    """``run(backend)``: the single training job's outputs from an uninterrupted pipeline run on ``backend`` (made once)."""
+    made = {}
+
+    def run(backend):
+        if backend not in made:
+            reference = tmp_path_factory.mktemp(f"reference-{backend}")
+            done = subprocess.run(_run_command(reference, backend), cwd=ROOT, env=subprocess_env(), capture_output=True,
+                                  text=True, timeout=600)
+            assert done.returncode == 0, done.stderr[-3000:]
+            made[backend] = reference
+        return made[backend]
+
+    return run
+
+
+@pytest.fixture(scope="module")
+def uninterrupted_run(uninterrupted_runs):
+    """The TensorFlow run (the snakemake-kill test is about locks, not the backend)."""
+    return uninterrupted_runs("tensorflow")
 
 
 def _assert_same_run(reference, results, resumed_from_epoch):
@@ -84,7 +98,8 @@ def _default_sigint():
 
 
 @pytest.mark.slow
-def test_killed_pipeline_rerun_equals_uninterrupted_run(tmp_path, uninterrupted_run):
+@pytest.mark.parametrize("backend", ["tensorflow", "jax"])
+def test_killed_pipeline_rerun_equals_uninterrupted_run(tmp_path, uninterrupted_runs, backend):
     """Ctrl-C snakemake mid-training, then SIGKILL its training job; the same command finishes exactly.
 
     Compared: every CSV/JSON output of the training job, byte for byte,
@@ -104,8 +119,8 @@ def test_killed_pipeline_rerun_equals_uninterrupted_run(tmp_path, uninterrupted_
         # SIGINT at its default in the child: a test runner started in the
         # background of a non-interactive shell inherits SIGINT ignored, and
         # so would snakemake and its jobs (the Ctrl-C below would be lost).
-        process = subprocess.Popen(_run_command(results), cwd=ROOT, env=subprocess_env(pause), stdout=subprocess.PIPE,
-                                   stderr=subprocess.STDOUT, text=True, start_new_session=True,
+        process = subprocess.Popen(_run_command(results, backend), cwd=ROOT, env=subprocess_env(pause),
+                                   stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True,
                                    preexec_fn=_default_sigint)
         job = _wait_for_pause(marker, process)
         if kill == "sigint-group":
@@ -115,9 +130,12 @@ def test_killed_pipeline_rerun_equals_uninterrupted_run(tmp_path, uninterrupted_
         output = process.communicate(timeout=300)[0]
         assert process.returncode != 0, output[-3000:]
         assert not (results / "runs" / "compare" / "8gaussians" / "sn" / "seed0" / "run.json").exists()
-    rerun = subprocess.run(_run_command(results), cwd=ROOT, env=subprocess_env(), capture_output=True, text=True, timeout=600)
+    rerun = subprocess.run(_run_command(results, backend), cwd=ROOT, env=subprocess_env(), capture_output=True, text=True,
+                           timeout=600)
     assert rerun.returncode == 0, rerun.stdout[-3000:] + rerun.stderr[-3000:]
-    _assert_same_run(uninterrupted_run, results, resumed_from_epoch=1)
+    _assert_same_run(uninterrupted_runs(backend), results, resumed_from_epoch=1)
+    run_json = results / "runs" / "compare" / "8gaussians" / "sn" / "seed0" / "run.json"
+    assert json.loads(run_json.read_text())["backend"] == backend
 
 
 @pytest.mark.slow

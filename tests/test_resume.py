@@ -34,23 +34,26 @@ ARGS = [
 WALL_CLOCK = ("seconds_per_iteration", "wall_seconds_this_process")
 
 
-def _command(out_dir):
-    return [os.path.join(BIN, "keras-sngan"), "train", "--out-dir", str(out_dir),
+BACKENDS = ("tensorflow", "jax")  # the CLI-kill test runs on both (--backend)
+
+
+def _command(out_dir, backend="tensorflow"):
+    return [os.path.join(BIN, "keras-sngan"), "--backend", backend, "train", "--out-dir", str(out_dir),
             "--checkpoint-dir", str(out_dir) + "-ckpt", *ARGS]
 
 
-def train(out_dir):
-    result = subprocess.run(_command(out_dir), env=subprocess_env(), capture_output=True, text=True, timeout=300)
+def train(out_dir, backend="tensorflow"):
+    result = subprocess.run(_command(out_dir, backend), env=subprocess_env(), capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stderr[-3000:]
     return json.loads(result.stdout)
 
 
-def train_until_killed(out_dir, pause):
+def train_until_killed(out_dir, pause, backend="tensorflow"):
     """Start the run, wait until it stops at `pause`, SIGKILL it."""
     marker = os.path.join(str(out_dir) + "-ckpt", "paused")
     if os.path.exists(marker):
         os.remove(marker)
-    process = subprocess.Popen(_command(out_dir), env=subprocess_env(pause), stdout=subprocess.DEVNULL,
+    process = subprocess.Popen(_command(out_dir, backend), env=subprocess_env(pause), stdout=subprocess.DEVNULL,
                                stderr=subprocess.PIPE, text=True)
     deadline = time.monotonic() + 300
     while not os.path.exists(marker):
@@ -89,30 +92,33 @@ def assert_same_run(reference, resumed):
             assert x.dtype == y.dtype and x.tobytes() == y.tobytes(), net
 
 
-@pytest.fixture(scope="module")
-def reference(tmp_path_factory):
-    out = tmp_path_factory.mktemp("reference") / "run"
-    train(out)
-    return out
+@pytest.fixture(scope="module", params=BACKENDS)
+def reference(request, tmp_path_factory):
+    """(backend, the uninterrupted run's directory) on each backend."""
+    out = tmp_path_factory.mktemp(f"reference-{request.param}") / "run"
+    info = train(out, request.param)
+    assert info["backend"] == request.param
+    return request.param, out
 
 
 @pytest.mark.slow
 def test_killed_three_times_then_resumed_equals_uninterrupted_run(tmp_path, reference):
+    backend, reference = reference
     out = tmp_path / "run"
     # 1. Killed before the first checkpoint: nothing to resume, starts afresh.
-    train_until_killed(out, "step:2")
+    train_until_killed(out, "step:2", backend)
     assert committed_epochs(out) == []
     # 2. Killed in the middle of writing the epoch-2 checkpoint (files written,
     #    not yet renamed into place): the half-written one must never be loaded.
-    train_until_killed(out, "write:2")
+    train_until_killed(out, "write:2", backend)
     assert committed_epochs(out) == [1]
     ckpt = str(out) + "-ckpt"
     assert any(n.startswith(".epoch-000002") for n in os.listdir(ckpt))
     # 3. Killed mid-epoch 3 (after iteration 10 of 12).
-    train_until_killed(out, "step:10")
+    train_until_killed(out, "step:10", backend)
     assert committed_epochs(out) == [2]
     assert not any(n.startswith(".epoch-") for n in os.listdir(ckpt))
-    info = train(out)
+    info = train(out, backend)
     assert info["resumed_from_epoch"] == 2
     assert not os.path.exists(ckpt)
     assert_same_run(reference, out)

@@ -10,7 +10,10 @@ Two families:
   ``"cifar10"`` and any other TFDS image dataset by name. These need prepared
   data in ``data_dir``; without it and with ``download=False`` (the default)
   loading fails within seconds with :class:`DatasetNotAvailableError`, which
-  says how to provide the data.
+  says how to provide the data. TFDS needs TensorFlow; on other backends (or
+  without TensorFlow) these sets are read from a prepared array file
+  (:mod:`.prepared`, written once by ``keras-sngan prepare-images`` where
+  TensorFlow is installed).
 
 Everything is scaled to ``[-1, 1]`` (images) or to the toy sets' own scale,
 and returned as ``float32``.
@@ -36,7 +39,8 @@ The implementation is split by job: :mod:`.toy` (the toy sets), :mod:`.digits`
 """
 
 from keras_sngan.datasets.digits import BUILTIN_DATASETS, DIGITS_HELDOUT_FRACTION, DIGITS_SPLIT_SEED, load_digits_split
-from keras_sngan.datasets.loading import GANData, load_arrays, load_dataset
+from keras_sngan.datasets.errors import ARRAYS_ENV
+from keras_sngan.datasets.loading import GANData, load_arrays, load_dataset, save_arrays
 from keras_sngan.datasets.tfds import TFDS_EXAMPLES, DatasetNotAvailableError, tfds_builder
 from keras_sngan.datasets.toy import (
     DEFAULT_TOY_HELDOUT_SIZE,
@@ -47,6 +51,7 @@ from keras_sngan.datasets.toy import (
 )
 
 __all__ = [
+    "ARRAYS_ENV",
     "BUILTIN_DATASETS",
     "DEFAULT_TOY_HELDOUT_SIZE",
     "DEFAULT_TOY_TRAIN_SIZE",
@@ -62,6 +67,7 @@ __all__ = [
     "load_dataset",
     "load_digits_split",
     "sample_toy",
+    "save_arrays",
     "tfds_builder",
 ]
 

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import os
 from typing import NamedTuple
 
 import numpy as np
 
+from keras_sngan.datasets import prepared
 from keras_sngan.datasets.digits import BUILTIN_DATASETS, load_digits_split
+from keras_sngan.datasets.errors import DatasetNotAvailableError, how_to_provide
 from keras_sngan.datasets.tfds import _tfds_images, _tfds_split_size, _to_numpy, tfds_builder
 from keras_sngan.datasets.toy import DEFAULT_TOY_HELDOUT_SIZE, DEFAULT_TOY_TRAIN_SIZE, TOY_DATASETS, sample_toy
 from keras_sngan.validation import check_int
@@ -52,6 +55,7 @@ def load_dataset(
     shuffle_buffer: int = 10_000,
     data_dir: str | None = None,
     download: bool = False,
+    arrays=None,
 ) -> GANData:
     """Training batches for a WGAN and a held-out real sample, in one call.
 
@@ -93,6 +97,11 @@ def load_dataset(
             shuffled in full).
         data_dir: TFDS data directory.
         download: allow TFDS to download and prepare missing data.
+        arrays: a TFDS image set's prepared array file
+            (:mod:`~keras_sngan.datasets.prepared`; default
+            ``$KERAS_SNGAN_IMAGE_ARRAYS/<name>.npz`` if it exists): read on
+            every backend, without TensorFlow (``split`` / ``heldout_split``
+            then ``"train"`` / ``"test"``).
 
     Returns:
         A :class:`GANData` ``(train, heldout, heldout_labels,
@@ -103,9 +112,10 @@ def load_dataset(
             ``n_critic * batch_size`` larger than the training set; raised
             before any sampling or loading.
         DatasetNotAvailableError: a TFDS dataset is not prepared in
-            ``data_dir`` and ``download=False``.
-        ImportError: a TFDS image set is asked for and TensorFlow is not
-            installed (the built-in sets need only NumPy and scikit-learn).
+            ``data_dir`` and ``download=False``, or it is asked for without
+            TensorFlow and without a prepared array file (the built-in sets
+            need only NumPy and scikit-learn). The message says how to
+            provide it.
 
     Example:
         >>> data = load_dataset("digits", batch_size=64, n_critic=5, seed=1)
@@ -160,6 +170,13 @@ def load_dataset(
             tuple(x_train.shape[1:]),
         )
 
+    path = prepared.arrays_path(name, arrays)
+    if path is not None:
+        x_train, _ = prepared.read_arrays(path, name, split, train_size, owner="load_dataset")
+        heldout, heldout_labels = prepared.read_arrays(path, name, heldout_split, heldout_size, owner="load_dataset")
+        _check_fits(name, step, batch_size, n_critic, len(x_train))
+        return GANData(_shuffled_batches(x_train, step, seed), heldout, heldout_labels, len(x_train) // step,
+                       tuple(x_train.shape[1:]))
     _tfds_needs_tensorflow(name)
     builder = tfds_builder(name, data_dir=data_dir, download=download)
     n_train = _tfds_split_size(builder, split, "split")
@@ -193,6 +210,7 @@ def load_arrays(
     seed: int = 0,
     data_dir: str | None = None,
     download: bool = False,
+    arrays=None,
 ) -> tuple[np.ndarray, np.ndarray | None]:
     """A split of a dataset as in-memory arrays (for metrics and classifiers).
 
@@ -208,6 +226,8 @@ def load_arrays(
             train_size=N, seed=s)``).
         data_dir: TFDS data directory.
         download: allow TFDS to download missing data.
+        arrays: a TFDS image set's prepared array file, as for
+            :func:`load_dataset` (``False``: always read through TFDS).
 
     Returns:
         ``(x, y)``: float32 samples and int64 labels (``None`` for toy sets).
@@ -236,6 +256,10 @@ def load_arrays(
         return (x, y) if n is None else (x[:n], y[:n])
     if not isinstance(name, str):
         raise ValueError(f"load_arrays: `name` must be a string, received {name!r}.")
+    path = None if arrays is False else prepared.arrays_path(name, arrays)
+    if path is not None:
+        return prepared.read_arrays(path, name, split, n)
+    _tfds_needs_tensorflow(name)
     builder = tfds_builder(name, data_dir=data_dir, download=download)
     _tfds_split_size(builder, split, "split")
     ds, has_labels = _tfds_images(builder, split, limit=n)
@@ -270,12 +294,10 @@ def _tfds_needs_tensorflow(name: str) -> None:
     import importlib.util
 
     if importlib.util.find_spec("tensorflow") is None:
-        raise ImportError(
-            f"load_dataset: {name!r} is not a built-in dataset ({', '.join(BUILTIN_DATASETS)}) and "
-            "TFDS image sets need TensorFlow, which is not installed. Install it with the "
-            "'cpu' or 'gpu' extra, or train on your own images: pass a float32 array of shape "
-            "(samples, height, width, channels) in [-1, 1] to WGAN.fit (batch_size = n_critic * "
-            "critic batch size), or wrap it in keras_sngan.datasets.ShuffledBatches."
+        raise DatasetNotAvailableError(
+            f"dataset {name!r} is not built in ({', '.join(BUILTIN_DATASETS)}); TFDS image sets are read "
+            f"through tensorflow-datasets, which needs TensorFlow, and it is not installed. "
+            f"To use it, {how_to_provide(name)}; or install TensorFlow (the 'cpu' or 'gpu' extra)."
         )
 
 
@@ -293,3 +315,42 @@ def _check_fits(name: str, step: int, batch_size: int, n_critic: int, n_train: i
             f"that many samples. Use `batch_size` <= {n_train // n_critic} for "
             f"`n_critic`={n_critic}."
         )
+
+
+def save_arrays(name: str, path, *, data_dir=None, download: bool = False) -> dict:
+    """Write TFDS image set ``name``'s ``train`` and ``test`` splits to ``path`` (``.npz``); needs TensorFlow.
+
+    Args:
+        name: a TFDS image dataset (``"mnist"``, ``"cifar10"``, ...).
+        path: the file to write (written whole, then renamed into place).
+        data_dir: TFDS data directory.
+        download: allow TFDS to download missing data.
+
+    Returns:
+        ``{"name", "path", "train", "test", "shape"}``: the sizes written.
+
+    Raises:
+        ValueError: ``name`` is a built-in set (it needs no file), or the
+            images are not 8-bit (the uint8 round trip would not be exact).
+    """
+    if name in BUILTIN_DATASETS:
+        raise ValueError(f"prepare-images: {name!r} is built in and needs no array file; give a TFDS image set.")
+    arrays = {"name": np.array(name)}
+    for split in prepared.SPLITS:
+        x, y = load_arrays(name, split, data_dir=data_dir, download=download, arrays=False)
+        images = np.rint((x.astype(np.float64) + 1.0) * 127.5)
+        if images.min() < 0 or images.max() > 255 or not np.array_equal(prepared.to_float(images.astype(np.uint8)), x):
+            raise ValueError(f"prepare-images: the {split} images of {name!r} are not 8-bit; cannot store them exactly.")
+        arrays[f"x_{split}"] = images.astype(np.uint8)
+        arrays[f"y_{split}"] = np.full(len(x), -1, np.int64) if y is None else y.astype(np.int64)
+    path = os.fspath(path)
+    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+    tmp = f"{path}.tmp-{os.getpid()}.npz"
+    try:
+        np.savez(tmp, **arrays)
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+    return {"name": name, "path": path, "train": len(arrays["x_train"]), "test": len(arrays["x_test"]),
+            "shape": list(arrays["x_train"].shape[1:])}

@@ -5,13 +5,12 @@ from __future__ import annotations
 import numpy as np
 
 from keras_sngan.datasets.digits import BUILTIN_DATASETS
+from keras_sngan.datasets.errors import DatasetNotAvailableError, how_to_provide
+
+__all__ = ["TFDS_EXAMPLES", "DatasetNotAvailableError", "tfds_builder"]
 
 TFDS_EXAMPLES = ("mnist", "fashion_mnist", "cifar10")
 """TFDS image datasets known to work; any other TFDS image dataset works too."""
-
-
-class DatasetNotAvailableError(FileNotFoundError):
-    """A TFDS dataset is not prepared in ``data_dir`` and downloading is off."""
 
 
 def tfds_builder(name: str, *, data_dir: str | None = None, download: bool = False):
@@ -58,7 +57,8 @@ def tfds_builder(name: str, *, data_dir: str | None = None, download: bool = Fal
                 "to this machine, then pass `data_dir=DIR` (or set $TFDS_DATA_DIR); or "
                 "(2) put the raw archives in a manual directory and call "
                 "`download_and_prepare(download_config=tfds.download.DownloadConfig("
-                "manual_dir=...))`; or (3) pass `download=True` on a machine with network."
+                "manual_dir=...))`; or (3) pass `download=True` on a machine with network; "
+                f"or (4) {how_to_provide(name)}."
             )
         builder.download_and_prepare()
     return builder

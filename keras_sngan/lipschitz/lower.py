@@ -55,14 +55,21 @@ _COMPILED = weakref.WeakKeyDictionary()  # model -> (scores, gradients) as compi
 
 
 def _compiled(model):
-    """On TensorFlow, the model's forward pass and input gradient as compiled functions (None elsewhere).
+    """The model's forward pass and input gradient as compiled functions: TensorFlow, JAX (None elsewhere).
 
     The search calls them a few hundred times per model; eagerly, each call
     cost tens of milliseconds of Python dispatch through the layers. Both read
     the model's variables when called, so a model changed between calls is
-    seen as it is. On other backends the eager calls stay.
+    seen as it is. On JAX they are `jax.jit` functions of the model's
+    ``stateless_call`` (inference mode: nothing is assigned); on PyTorch the
+    eager calls stay.
     """
-    if keras.backend.backend() != "tensorflow":
+    backend = keras.backend.backend()
+    if backend == "jax":
+        if model not in _COMPILED:
+            _COMPILED[model] = _jax_compiled(model)
+        return _COMPILED[model]
+    if backend != "tensorflow":
         return None
     if model not in _COMPILED:
         import tensorflow as tf
@@ -76,6 +83,24 @@ def _compiled(model):
 
         _COMPILED[model] = (tf.function(scores, reduce_retracing=True), tf.function(gradients, reduce_retracing=True))
     return _COMPILED[model]
+
+
+def _jax_compiled(model):
+    import jax
+    import jax.numpy as jnp
+
+    def pure_scores(trainable, non_trainable, x):
+        return model.stateless_call(trainable, non_trainable, x, training=False)[0]
+
+    def pure_gradients(trainable, non_trainable, x):
+        return jax.grad(lambda z: jnp.sum(pure_scores(trainable, non_trainable, z).astype(jnp.float32)))(x)
+
+    scores_jit, gradients_jit = jax.jit(pure_scores), jax.jit(pure_gradients)
+
+    def values():
+        return [v.value for v in model.trainable_variables], [v.value for v in model.non_trainable_variables]
+
+    return (lambda x: scores_jit(*values(), x)), (lambda x: gradients_jit(*values(), x))
 
 
 def _scores(model, x32) -> np.ndarray:

@@ -21,6 +21,8 @@ Subcommands:
 - ``claims``: verdicts on the poster's claims (``claims.md`` + JSON + HTML).
 - ``overfit``: one cell of the overfitting experiment (claim 2b), every seed.
 - ``overfit-table``: concatenate the overfitting cells into one table.
+- ``prepare-images``: write a TFDS image set's splits to one array file, which
+  every backend reads without TensorFlow (``image_arrays`` in the config).
 - ``agreement``: does a reproduced results directory agree with the committed
   one (claims' verdicts, headline metrics within the seeds' spread)? Exit
   status 0 if it agrees, 1 if anything differs (listed on stdout). Needs
@@ -188,6 +190,14 @@ def _add_overfit(sub):
     p.add_argument("--out", required=True)
 
 
+def _add_prepare(sub):
+    p = sub.add_parser("prepare-images", help="write a TFDS image set as an array file (read without TensorFlow)")
+    p.add_argument("--dataset", required=True, help="a TFDS image set, e.g. mnist or cifar10")
+    p.add_argument("--out", required=True, help="the .npz file to write (the pipeline reads <image_arrays>/<dataset>.npz)")
+    p.add_argument("--data-dir", default=None, help="TFDS data directory (default: $TFDS_DATA_DIR or ~/tensorflow_datasets)")
+    p.add_argument("--download", action="store_true", help="let TFDS download the data (needs network)")
+
+
 def _add_agreement(sub):
     p = sub.add_parser("agreement", help="does a reproduced results directory agree with the committed one?")
     p.add_argument("--committed", default="results", help="the committed results directory (default: results)")
@@ -212,6 +222,7 @@ def build_parser():
     _add_simple(sub)
     _add_overfit(sub)
     _add_long(sub)
+    _add_prepare(sub)
     _add_agreement(sub)
     return parser
 
@@ -229,7 +240,7 @@ def _pairs(items):
 
 # Commands that build or load models; the others only read tables and draw figures,
 # and start no deep-learning backend (`import keras_sngan` imports no Keras).
-BACKEND_COMMANDS = ("lipschitz", "train", "classifier", "evaluate", "overfit")
+BACKEND_COMMANDS = ("lipschitz", "train", "classifier", "evaluate", "overfit", "prepare-images")
 
 
 def select_backend(backend: str | None) -> None:
@@ -251,10 +262,16 @@ def select_backend(backend: str | None) -> None:
     os.environ["KERAS_BACKEND"] = backend
 
 
-def _error(command, error) -> int:
-    """Print a command's ValueError (and its notes, e.g. which seed of a several-seed run failed); exit status 2."""
+def _dataset_missing(error) -> bool:
+    """Whether ``error`` says a dataset is not there (one line on stderr, not a traceback)."""
+    tfds = sys.modules.get("keras_sngan.datasets.tfds")
+    return tfds is not None and isinstance(error, tfds.DatasetNotAvailableError)
+
+
+def _error(command, error, notes=True) -> int:
+    """Print a command's error (and its notes, e.g. which seed of a several-seed run failed); exit status 2."""
     print(f"keras-sngan {command}: error: {error}", file=sys.stderr)
-    for note in getattr(error, "__notes__", []):
+    for note in getattr(error, "__notes__", []) if notes else ():
         print(note, file=sys.stderr)
     return 2
 
@@ -373,6 +390,10 @@ def run(args) -> dict | None:
         )
         return {cid: f"{c['k']} of {c['n']}" + (f", fragile ({', '.join(c['flipped_by'])})" if c["fragile"] else "")
                 for cid, c in result["claims"].items() if c["base"] is not None}
+    if args.command == "prepare-images":
+        from keras_sngan.datasets import save_arrays
+
+        return save_arrays(args.dataset, args.out, data_dir=args.data_dir, download=args.download)
     if args.command == "agreement":
         from keras_sngan.poster.judging import agreement
 
@@ -410,6 +431,10 @@ def main(argv=None) -> int:
         result = run(args)
     except ValueError as error:
         return _error(args.command, error)
+    except FileNotFoundError as error:
+        if not _dataset_missing(error):
+            raise
+        return _error(args.command, error, notes=False)  # one line: which dataset, and how to provide it
     finally:  # the job's timing record, into its log (keras_sngan.poster.plumbing.timing)
         print(timing.line(args.command), file=sys.stderr, flush=True)
     if args.command == "agreement":  # a verdict for people and for make: the list, and the exit status

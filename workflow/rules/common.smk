@@ -66,7 +66,9 @@ if QUALITY and IMAGE_SETS:
     )
 # Jobs that cannot run on the chosen backend are refused here, when the workflow is built.
 IMAGE_ARRAYS = config.get("image_arrays")
-if BACKEND == "tensorflow" and importlib.util.find_spec("tensorflow") is None:
+# (Under --use-conda / apptainer the jobs run in another environment than this one: not checked here.)
+_OWN_ENVIRONMENT = not getattr(getattr(workflow, "deployment_settings", None), "deployment_method", None)
+if BACKEND == "tensorflow" and _OWN_ENVIRONMENT and importlib.util.find_spec("tensorflow") is None:
     raise ValueError(
         "config: `backend` is 'tensorflow', but TensorFlow is not installed in this environment "
         "(pip install 'keras-sngan[cpu]'); or run every job on JAX: --config backend=jax."

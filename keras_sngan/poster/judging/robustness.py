@@ -355,8 +355,10 @@ def _changes(base_runs, variant_runs):
     variant value)}, methods, seeds)``."""
     def params(run):
         info = io.read_json(os.path.join(run, "run.json"))
-        return info, {"gp_weight": info.get("gp_weight"), "width": (info.get("model") or {}).get("width"),
-                      "clip_value": info.get("clip_value"), "iterations": info.get("iterations")}
+        model = info.get("model") or {}
+        return info, {"gp_weight": info.get("gp_weight"), "width": model.get("width"),
+                      "clip_value": info.get("clip_value"), "iterations": info.get("iterations"),
+                      "initializer": model.get("initializer", "glorot") if "width" in model else None}
 
     base, datasets = {}, set()
     for run in base_runs:
@@ -379,7 +381,10 @@ def _changes(base_runs, variant_runs):
 
 
 def _changes_text(changes, skip=()):
-    return "; ".join(sorted(f"{key} {a:g} -> {b:g}" for key, pairs in changes.items() if key not in skip
+    def text(value):
+        return value if isinstance(value, str) else f"{value:g}"
+
+    return "; ".join(sorted(f"{key} {text(a)} -> {text(b)}" for key, pairs in changes.items() if key not in skip
                             for a, b in pairs)) or "no parameter differs"
 
 
