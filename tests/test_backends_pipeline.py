@@ -227,3 +227,24 @@ def test_auto_means_xla_on_jax_and_the_measured_choice_on_tensorflow():
     assert choose_jit_compile("auto", "8gaussians", "clip", model, 600) is False
     assert choose_jit_compile("auto", "8gaussians", "clip", model, 600, backend="jax") is True
     assert choose_jit_compile(False, "8gaussians", "clip", model, 600, backend="jax") is False  # as given
+
+
+def test_dataset_presence_is_checked_without_tensorflow(tmp_path, monkeypatch):
+    """Built in, a prepared array file, or TFDS's dataset_info.json: present; else the one-line error."""
+    from keras_sngan.datasets import ARRAYS_ENV, DatasetNotAvailableError
+    from keras_sngan.datasets.prepared import check_available
+
+    monkeypatch.setenv("TFDS_DATA_DIR", str(tmp_path / "tfds"))
+    monkeypatch.delenv(ARRAYS_ENV, raising=False)
+    check_available("digits")
+    with pytest.raises(DatasetNotAvailableError, match=r"dataset 'mnist' is not here.*prepare-images --dataset mnist"):
+        check_available("mnist")
+    (tmp_path / "tfds" / "mnist" / "3.0.1").mkdir(parents=True)
+    (tmp_path / "tfds" / "mnist" / "3.0.1" / "dataset_info.json").write_text("{}")
+    check_available("mnist")
+    monkeypatch.setenv(ARRAYS_ENV, str(tmp_path / "arrays"))
+    with pytest.raises(DatasetNotAvailableError, match=r"KERAS_SNGAN_IMAGE_ARRAYS=.*arrays, but .*cifar10.npz does not exist"):
+        check_available("cifar10")
+    (tmp_path / "arrays").mkdir()
+    (tmp_path / "arrays" / "cifar10.npz").write_bytes(b"")
+    check_available("cifar10")

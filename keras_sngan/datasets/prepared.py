@@ -53,6 +53,36 @@ def arrays_path(name: str, arrays=None) -> str | None:
     return None
 
 
+def check_available(name: str) -> None:
+    """Raise unless ``name`` can be read here: built in, a prepared array file, or TFDS data prepared.
+
+    Standard library only (no TensorFlow, no Keras), so a command can say
+    in one line, before its backend starts, that a dataset is missing. TFDS
+    data counts as present when ``$TFDS_DATA_DIR`` (else
+    ``~/tensorflow_datasets``) holds a ``<name>/<version>/dataset_info.json``;
+    TFDS checks the rest when it reads it.
+
+    Raises:
+        DatasetNotAvailableError: none of the three is there; the message
+            names the dataset and how to provide it.
+    """
+    import glob
+
+    from keras_sngan.datasets.digits import BUILTIN_DATASETS
+
+    if name in BUILTIN_DATASETS or arrays_path(name) is not None:
+        return
+    data_dir = os.environ.get("TFDS_DATA_DIR") or os.path.join(os.path.expanduser("~"), "tensorflow_datasets")
+    if glob.glob(os.path.join(glob.escape(data_dir), name, "*", "dataset_info.json")):
+        return
+    raise DatasetNotAvailableError(
+        f"dataset {name!r} is not here: it is not built in ({', '.join(BUILTIN_DATASETS)}), and TFDS has not "
+        f"prepared it in {data_dir!r} ($TFDS_DATA_DIR). To use it, {how_to_provide(name)}; or prepare it with "
+        f"TFDS on a machine with network (`tfds.builder({name!r}, data_dir=DIR).download_and_prepare()`, then "
+        f"TFDS_DATA_DIR=DIR here)."
+    )
+
+
 def to_float(images: np.ndarray) -> np.ndarray:
     """``uint8`` images to ``float32`` in ``[-1, 1]``, exactly as the TFDS path (``float32(u) / 127.5 - 1``)."""
     return images.astype(np.float32) / np.float32(127.5) - np.float32(1.0)

@@ -421,6 +421,14 @@ def main(argv=None) -> int:
             RunSpec.from_args(args)
         except ValueError as error:
             return _error(args.command, error)
+    if args.command in ("train", "classifier"):  # a missing dataset: one line, before the backend's seconds of import
+        from keras_sngan.datasets import DatasetNotAvailableError
+        from keras_sngan.datasets.prepared import check_available
+
+        try:
+            check_available(args.dataset)
+        except DatasetNotAvailableError as error:
+            return _error(args.command, error, notes=False)
     from keras_sngan.poster.plumbing import timing
 
     timing.add("import", timing.process_start_seconds_ago())  # interpreter, keras_sngan and its libraries
