@@ -21,7 +21,8 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 BIN = os.path.dirname(sys.executable)
 COMPUTE_COMMANDS = ("train", "evaluate", "classifier", "lipschitz", "variance", "overfit")
 COMPUTE_RULES = {"variance", "lipschitz", "train_compare", "train_gradient_flow", "classifier", "evaluate", "overfit",
-                 "train_variant_width_512"}  # the default profile's reference runs (claim 1 at gan_toy.py's width)
+                 "train_variant_width_512",  # the default profile's reference runs (claim 1 at gan_toy.py's width)
+                 "train_variant_glorot"}  # and their Keras-initialized twins (the robustness variant)
 THREAD_VARIABLES = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "VECLIB_MAXIMUM_THREADS",
                     "NUMEXPR_NUM_THREADS", "TF_NUM_INTRAOP_THREADS", "TF_NUM_INTEROP_THREADS")
 
