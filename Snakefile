@@ -11,6 +11,7 @@ Data flow: config -> rule -> `keras-sngan <command>` -> keras_sngan.poster
 """
 
 import os
+import shlex
 
 from snakemake.utils import min_version, validate
 
@@ -31,11 +32,11 @@ BACKEND = config.get("backend", "tensorflow")
 _WARM = "1" if config["warm_start"] in (True, "true") else "0"
 # On JAX the jobs share XLA's compiled programs through JAX's persistent cache (in the results directory,
 # so a fresh directory starts cold): the test profile's jobs took 2 min instead of 3 (docs/performance.md).
-_JAX_CACHE = (f"export JAX_COMPILATION_CACHE_DIR={os.path.abspath(config['results'])}/.jax-cache "
+_JAX_CACHE = (f"export JAX_COMPILATION_CACHE_DIR={shlex.quote(os.path.join(os.path.abspath(config['results']), '.jax-cache'))} "
               "JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS=0 JAX_PERSISTENT_CACHE_MIN_ENTRY_SIZE_BYTES=0; "
               if BACKEND == "jax" else "")
 # `image_arrays`: the directory of prepared TFDS image sets (<name>.npz), read by every job instead of TFDS.
-_ARRAYS = (f"export KERAS_SNGAN_IMAGE_ARRAYS={os.path.abspath(config['image_arrays'])}; "
+_ARRAYS = (f"export KERAS_SNGAN_IMAGE_ARRAYS={shlex.quote(os.path.abspath(config['image_arrays']))}; "
            if config.get("image_arrays") else "")
 shell.prefix(f"set -euo pipefail; export KERAS_BACKEND={BACKEND} KERAS_SNGAN_WARM_START={_WARM}; {_JAX_CACHE}{_ARRAYS}")
 
