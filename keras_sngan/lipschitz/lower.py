@@ -89,18 +89,17 @@ def _jax_compiled(model):
     import jax
     import jax.numpy as jnp
 
-    def pure_scores(trainable, non_trainable, x):
-        return model.stateless_call(trainable, non_trainable, x, training=False)[0]
+    from keras_sngan.wgan.autodiff import compiled_inference
 
     def pure_gradients(trainable, non_trainable, x):
-        return jax.grad(lambda z: jnp.sum(pure_scores(trainable, non_trainable, z).astype(jnp.float32)))(x)
+        def total(z):
+            return jnp.sum(model.stateless_call(trainable, non_trainable, z, training=False)[0].astype(jnp.float32))
 
-    scores_jit, gradients_jit = jax.jit(pure_scores), jax.jit(pure_gradients)
+        return jax.grad(total)(x)
 
-    def values():
-        return [v.value for v in model.trainable_variables], [v.value for v in model.non_trainable_variables]
-
-    return (lambda x: scores_jit(*values(), x)), (lambda x: gradients_jit(*values(), x))
+    gradients_jit = jax.jit(pure_gradients)
+    return compiled_inference(model), lambda x: gradients_jit(
+        [v.value for v in model.trainable_variables], [v.value for v in model.non_trainable_variables], x)
 
 
 def _scores(model, x32) -> np.ndarray:

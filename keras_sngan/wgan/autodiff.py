@@ -165,6 +165,29 @@ def apply_gradients(optimizer, grads, variables):
     optimizer.apply_gradients(zip(grads, variables))
 
 
+def compiled_inference(model):
+    """``model(x, training=False)`` as one compiled function of ``x``, reading the variables when called.
+
+    `tf.function` on TensorFlow; on JAX `jax.jit` of ``model.stateless_call``
+    on the variables' current values (inference mode: nothing is assigned);
+    the eager call elsewhere. Build it once per model and keep it: each
+    build traces anew.
+    """
+    name = backend()
+    if name == "tensorflow":
+        import tensorflow as tf
+
+        return tf.function(lambda x: model(x, training=False), reduce_retracing=True)
+    if name == "jax":
+        import jax
+
+        pure = jax.jit(lambda trainable, non_trainable, x: model.stateless_call(trainable, non_trainable, x,
+                                                                                training=False)[0])
+        return lambda x: pure([v.value for v in model.trainable_variables],
+                              [v.value for v in model.non_trainable_variables], x)
+    return lambda x: model(x, training=False)
+
+
 def isolated_scope(state_variables):
     """A `keras.StatelessScope` whose assignments are dropped when it closes.
 

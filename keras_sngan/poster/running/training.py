@@ -190,27 +190,11 @@ _INFERENCE = weakref.WeakKeyDictionary()  # model -> its compiled inference func
 
 
 def _compiled_inference(model):
-    """``model(x, training=False)`` as one compiled function (the gap's forward passes, every ``stats_every``).
-
-    `tf.function` on TensorFlow; on JAX `jax.jit` of ``model.stateless_call``
-    on the variables' current values; the eager call elsewhere.
-    """
-    import keras
+    """``model(x, training=False)`` as one compiled function (the gap's forward passes, every ``stats_every``)."""
+    from keras_sngan.wgan.autodiff import compiled_inference
 
     if model not in _INFERENCE:
-        backend = keras.backend.backend()
-        if backend == "tensorflow":
-            import tensorflow as tf
-
-            _INFERENCE[model] = tf.function(lambda x: model(x, training=False), reduce_retracing=True)
-        elif backend == "jax":
-            import jax
-
-            pure = jax.jit(lambda trainable, non_trainable, x: model.stateless_call(trainable, non_trainable, x, training=False)[0])
-            _INFERENCE[model] = lambda x: pure([v.value for v in model.trainable_variables],
-                                               [v.value for v in model.non_trainable_variables], x)
-        else:
-            _INFERENCE[model] = lambda x: model(x, training=False)
+        _INFERENCE[model] = compiled_inference(model)
     return _INFERENCE[model]
 
 
